@@ -1,0 +1,97 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# scull-rs: LDD3's scull and complete drivers as out-of-tree Rust kernel modules.
+#
+#   make                 build scull.ko and complete.ko against KDIR
+#   make check           everything: setup, build, lint, tests in a VM (what CI runs)
+#   make demo            boot a VM and run the README's examples
+#   make vm              interactive shell in a VM; VM_CMD='...' runs a command instead
+#   make lint            rustfmt check and a CLIPPY=1 build with warnings as errors
+#   make rust-analyzer   write rust-project.json for editors
+#   make clean           remove build outputs
+#
+# KDIR defaults to the test kernel that scripts/setup builds and caches, else to the
+# running kernel's build tree. Any Rust-enabled (CONFIG_RUST=y), built kernel tree works.
+
+SCULL_CACHE ?= $(HOME)/.cache/scull-rs
+TEST_KERNEL := $(SCULL_CACHE)/test-kernel
+
+ifeq ($(origin KDIR),undefined)
+  ifneq ($(wildcard $(TEST_KERNEL)/scull-rs.mk),)
+    KDIR := $(TEST_KERNEL)
+  else
+    KDIR := /lib/modules/$(shell uname -r)/build
+  endif
+endif
+
+# A kernel built by scripts/setup says which LLVM= it was built with; modules must match.
+-include $(KDIR)/scull-rs.mk
+ifdef SCULL_KERNEL_LLVM
+  LLVM ?= $(SCULL_KERNEL_LLVM)
+else ifneq ($(shell grep -s '^CONFIG_CC_IS_CLANG=y' $(KDIR)/.config),)
+  LLVM ?= 1
+endif
+ifdef SCULL_RUST_LIB_SRC
+  RUST_LIB_SRC ?= $(SCULL_RUST_LIB_SRC)
+endif
+
+# The kernel's source tree: KDIR itself, or what an O= build dir points to.
+KSRC := $(shell readlink -f $(KDIR)/source 2>/dev/null || echo $(KDIR))
+
+KMAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) $(if $(LLVM),LLVM=$(LLVM))
+RUST_SOURCES := $(wildcard *.rs tests/checker/*.rs)
+VM := scripts/vm
+
+.PHONY: all modules clean check test lint fmt rust-analyzer vm demo setup check-checker
+
+all: modules
+
+modules:
+	@KDIR='$(KDIR)' LLVM='$(LLVM)' scripts/check-kdir
+	$(KMAKE) modules
+
+clean:
+	@if [ -d '$(KDIR)' ]; then $(KMAKE) clean; fi
+	rm -f rust-project.json
+
+setup:
+	scripts/setup
+
+# Everything CI runs: prepares the machine (seconds when already done), builds, lints,
+# then runs the tests and the checker's own tests in the VM.
+check: setup
+	$(MAKE) modules
+	$(MAKE) lint
+	$(MAKE) test
+	$(MAKE) check-checker
+
+# The test suite in the VM: loads the modules, runs pytest, checks kmemleak and the log.
+test:
+	$(VM) --timeout $${SCULL_TEST_TIMEOUT:-2400} -- scripts/guest-test
+
+# Proves the checker catches a leak, a WARNING and a lockdep report (in a VM of its own,
+# since a lockdep report turns lockdep off for the rest of that boot).
+check-checker:
+	$(VM) --timeout 600 -- scripts/guest-test --checker
+
+lint:
+	@KDIR='$(KDIR)' LLVM='$(LLVM)' scripts/check-kdir
+	rustfmt --check --config-path $(KSRC)/.rustfmt.toml $(RUST_SOURCES)
+	$(KMAKE) clean
+	$(KMAKE) CLIPPY=1 KRUSTFLAGS=-Dwarnings modules
+
+fmt:
+	rustfmt --config-path $(KSRC)/.rustfmt.toml $(RUST_SOURCES)
+
+rust-analyzer:
+	$(KMAKE) $(if $(RUST_LIB_SRC),RUST_LIB_SRC=$(RUST_LIB_SRC)) rust-analyzer
+
+vm: modules
+ifdef VM_CMD
+	$(VM) -- sh -c '$(VM_CMD)'
+else
+	$(VM)
+endif
+
+demo: modules
+	$(VM) --timeout 600 -- scripts/demo

@@ -1,0 +1,150 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! complete: LDD3's completion example (chapter 5), in Rust, built as `complete.ko`.
+//!
+//! `/dev/complete` is a misc device. A read sleeps until a write arrives: each write lets
+//! exactly one sleeping reader through, as C's `complete()` does. The woken reader gets a short
+//! message, and the next read on the same open file gets end of file, so `cat /dev/complete`
+//! sleeps, prints one line when woken, and exits. Ctrl-C ends the sleep at once.
+//!
+//! The `COMPLETE_IOC_WAKE_ALL` ioctl lets every sleeping reader through at once.
+
+mod completion;
+
+use completion::{
+    current_comm,
+    Completion,
+    SharedMisc,
+    SharedMiscOps,
+    COMM_LEN, //
+};
+use kernel::{
+    fmt,
+    fs::{
+        File,
+        Kiocb, //
+    },
+    ioctl::_IO,
+    iov::{
+        IovIterDest,
+        IovIterSource, //
+    },
+    prelude::*,
+    str::{
+        BStr,
+        CString, //
+    },
+    sync::{
+        atomic::{
+            Acquire,
+            AtomicFlag,
+            Release, //
+        },
+        Arc,
+    }, //
+};
+
+module! {
+    type: CompleteModule,
+    name: "complete",
+    authors: ["scull-rs developers"],
+    description: "LDD3's completion example: a read sleeps until a write completes it",
+    license: "GPL",
+}
+
+/// `ioctl(fd, COMPLETE_IOC_WAKE_ALL)`: wakes every sleeping reader, returns how many.
+const COMPLETE_IOC_WAKE_ALL: u32 = _IO('k' as u32, 0x40);
+
+#[pin_data]
+struct CompleteModule {
+    #[pin]
+    _device: SharedMisc<CompleteFile>,
+}
+
+impl kernel::InPlaceModule for CompleteModule {
+    fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
+        try_pin_init!(Self {
+            _device <- SharedMisc::register(
+                c"complete",
+                Arc::pin_init(Completion::new(), GFP_KERNEL)?,
+            ),
+        })
+    }
+}
+
+/// An open `/dev/complete`.
+struct CompleteFile {
+    completion: Arc<Completion>,
+    /// Whether a read on this file was woken already: the next one returns end of file.
+    woken: AtomicFlag,
+}
+
+/// The current task's name, for log lines.
+struct Comm([u8; COMM_LEN]);
+
+impl fmt::Display for Comm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let len = self.0.iter().position(|&b| b == 0).unwrap_or(COMM_LEN);
+        fmt::Display::fmt(BStr::from_bytes(&self.0[..len]), f)
+    }
+}
+
+impl SharedMiscOps for CompleteFile {
+    type Shared = Arc<Completion>;
+    type Ptr = KBox<Self>;
+
+    fn open(_file: &File, completion: &Arc<Completion>) -> Result<KBox<Self>> {
+        Ok(KBox::new(
+            Self {
+                completion: completion.clone(),
+                woken: AtomicFlag::new(false),
+            },
+            GFP_KERNEL,
+        )?)
+    }
+
+    fn read_iter(kiocb: Kiocb<'_, KBox<Self>>, iov: &mut IovIterDest<'_>) -> Result<usize> {
+        let this = kiocb.file();
+        if this.woken.load(Acquire) {
+            return Ok(0);
+        }
+        let pid = current!().pid();
+        let comm = Comm(current_comm());
+        pr_info!("process {pid} ({comm}) going to sleep\n");
+        this.completion.wait_interruptible()?;
+        pr_info!("awoken {pid} ({comm})\n");
+        this.woken.store(true, Release);
+
+        let message = CString::try_from_fmt(fmt!("awoken {pid} ({comm})\n"))?;
+        let message = message.to_bytes();
+        let wanted = message.len().min(iov.len());
+        let copied = iov.copy_to_iter(&message[..wanted]);
+        if copied == 0 && wanted > 0 {
+            return Err(EFAULT);
+        }
+        Ok(copied)
+    }
+
+    fn write_iter(kiocb: Kiocb<'_, KBox<Self>>, iov: &mut IovIterSource<'_>) -> Result<usize> {
+        let this = kiocb.file();
+        let count = iov.len();
+        pr_info!(
+            "process {} ({}) awakening the readers...\n",
+            current!().pid(),
+            Comm(current_comm())
+        );
+        // The data itself is of no interest: consume it and let one reader through.
+        iov.advance(count);
+        this.completion.complete();
+        Ok(count)
+    }
+
+    fn ioctl(this: &CompleteFile, _file: &File, cmd: u32, _arg: usize) -> Result<isize> {
+        match cmd {
+            COMPLETE_IOC_WAKE_ALL => {
+                Ok(isize::try_from(this.completion.complete_all()).unwrap_or(isize::MAX))
+            }
+            _ => Err(ENOTTY),
+        }
+    }
+}

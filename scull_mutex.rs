@@ -1,0 +1,492 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A scull device's memory: LDD3's quanta and quantum sets, behind a [`Mutex`].
+//!
+//! LDD3 chains quantum sets in a linked list and walks it on every access. Here the quantum
+//! sets sit in one growable array, so the quantum holding any offset is found with two
+//! divisions, whatever the offset. Quanta are allocated on first write and never by a read:
+//! a never-written region below the device's size (a hole) reads as zeros.
+//!
+//! [`Mutex`]: kernel::sync::Mutex
+
+use kernel::{
+    alloc::{
+        flags::__GFP_NOWARN,
+        Flags, //
+    },
+    new_mutex,
+    prelude::*,
+    sync::{
+        Mutex,
+        MutexGuard, //
+    }, //
+};
+
+/// Largest quantum, in bytes: one quantum is one `kvmalloc` allocation.
+pub(crate) const MAX_QUANTUM: usize = 16 << 20;
+
+/// Largest number of quanta in a quantum set.
+pub(crate) const MAX_QSET: usize = 1 << 20;
+
+/// Largest number of quantum sets of a device: bounds the array that indexes them.
+pub(crate) const MAX_QSETS: u64 = 1 << 20;
+
+/// Largest device size, in bytes, whatever the layout.
+pub(crate) const MAX_DEVICE_SIZE: u64 = 1 << 40;
+
+/// Flags for allocations driven by user input: they fail quietly with `ENOMEM` instead of
+/// warning, whatever size user space asks for.
+fn gfp() -> Flags {
+    GFP_KERNEL | __GFP_NOWARN
+}
+
+/// Bytes of zeros copied out for holes.
+static ZEROS: [u8; 256] = [0; 256];
+
+/// Why a [`Layout`] was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LayoutError {
+    /// The quantum is zero or larger than [`MAX_QUANTUM`].
+    Quantum,
+    /// The quantum set is empty or larger than [`MAX_QSET`].
+    Qset,
+    /// One quantum set would hold more than [`MAX_DEVICE_SIZE`] bytes.
+    Product,
+}
+
+/// The shape of a device's memory: `qset` quanta of `quantum` bytes per quantum set.
+///
+/// # Invariants
+///
+/// `1 <= quantum <= MAX_QUANTUM`, `1 <= qset <= MAX_QSET` and
+/// `quantum * qset <= MAX_DEVICE_SIZE`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Layout {
+    quantum: usize,
+    qset: usize,
+}
+
+/// Where a byte offset lives in a device's memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Location {
+    /// Index of the quantum set.
+    qset: usize,
+    /// Index of the quantum in its set.
+    quantum: usize,
+    /// Offset in the quantum.
+    offset: usize,
+}
+
+impl Layout {
+    /// Checks a quantum size and a quantum-set length.
+    pub(crate) fn new(quantum: usize, qset: usize) -> Result<Self, LayoutError> {
+        if quantum == 0 || quantum > MAX_QUANTUM {
+            return Err(LayoutError::Quantum);
+        }
+        if qset == 0 || qset > MAX_QSET {
+            return Err(LayoutError::Qset);
+        }
+        match (quantum as u64).checked_mul(qset as u64) {
+            Some(bytes) if bytes <= MAX_DEVICE_SIZE => Ok(Self { quantum, qset }),
+            _ => Err(LayoutError::Product),
+        }
+    }
+
+    /// Bytes in one quantum.
+    pub(crate) fn quantum(&self) -> usize {
+        self.quantum
+    }
+
+    /// Quanta in one quantum set.
+    pub(crate) fn qset(&self) -> usize {
+        self.qset
+    }
+
+    /// Bytes covered by one quantum set; cannot overflow by the type invariants.
+    fn qset_bytes(&self) -> u64 {
+        self.quantum as u64 * self.qset as u64
+    }
+
+    /// The largest size a device of this layout can reach.
+    pub(crate) fn max_size(&self) -> u64 {
+        self.qset_bytes()
+            .saturating_mul(MAX_QSETS)
+            .min(MAX_DEVICE_SIZE)
+    }
+
+    /// Finds `pos` in constant time. `None` when it is past [`Self::max_size`].
+    fn locate(&self, pos: u64) -> Option<Location> {
+        if pos >= self.max_size() {
+            return None;
+        }
+        let rest = pos % self.qset_bytes();
+        // The casts cannot truncate: the quotient is below `MAX_QSETS`, the others below
+        // `qset` and `quantum`, all of which fit in `usize`.
+        Some(Location {
+            qset: (pos / self.qset_bytes()) as usize,
+            quantum: (rest / self.quantum as u64) as usize,
+            offset: (rest % self.quantum as u64) as usize,
+        })
+    }
+}
+
+/// One quantum: `quantum` bytes, zeroed when allocated.
+type Quantum = KVVec<u8>;
+
+/// One quantum set: `qset` slots for quanta, allocated on first use.
+type QuantumSet = KVVec<Option<Quantum>>;
+
+/// The memory of one scull device.
+pub(crate) struct Storage {
+    layout: Layout,
+    /// Bytes of data: the highest offset ever written, plus one.
+    size: u64,
+    qsets: KVVec<Option<QuantumSet>>,
+    /// Quanta allocated, for the `/proc` views.
+    quanta: usize,
+}
+
+/// What a device's memory holds, as the `/proc` views show it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Usage {
+    /// The device's layout.
+    pub(crate) layout: Layout,
+    /// Bytes of data.
+    pub(crate) size: u64,
+    /// Quantum sets allocated.
+    pub(crate) qsets: usize,
+    /// Quanta allocated.
+    pub(crate) quanta: usize,
+}
+
+impl Storage {
+    /// An empty device of the given layout.
+    pub(crate) const fn new(layout: Layout) -> Self {
+        Self {
+            layout,
+            size: 0,
+            qsets: KVVec::new(),
+            quanta: 0,
+        }
+    }
+
+    /// The device's layout.
+    pub(crate) fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// Bytes of data.
+    pub(crate) fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// What the device holds.
+    pub(crate) fn usage(&self) -> Usage {
+        Usage {
+            layout: self.layout,
+            size: self.size,
+            qsets: self.qsets.iter().flatten().count(),
+            quanta: self.quanta,
+        }
+    }
+
+    /// Frees all data and adopts `layout` (LDD3's `scull_trim`).
+    pub(crate) fn trim(&mut self, layout: Layout) {
+        *self = Self::new(layout);
+    }
+
+    /// Copies data from offset `pos` to `sink`, at most `len` bytes and never past the size.
+    ///
+    /// `sink` receives consecutive pieces and returns how much of each it took; taking less
+    /// ends the copy (a fault in user memory). Returns the bytes taken, `EFAULT` when the very
+    /// first piece failed entirely, and 0 at or past the end of the data.
+    pub(crate) fn read(
+        &self,
+        pos: u64,
+        len: usize,
+        mut sink: impl FnMut(&[u8]) -> usize,
+    ) -> Result<usize> {
+        let available = self.size.saturating_sub(pos);
+        let len = len.min(usize::try_from(available).unwrap_or(usize::MAX));
+        let mut done = 0;
+        while done < len {
+            // Below `size`, hence below `max_size`: `locate` and the addition succeed.
+            let Some(at) = self.locate_checked(pos, done) else {
+                break;
+            };
+            let want = (len - done).min(self.layout.quantum - at.offset);
+            let piece = match self.quantum(at) {
+                Some(quantum) => &quantum[at.offset..at.offset + want],
+                None => &ZEROS[..want.min(ZEROS.len())],
+            };
+            let taken = sink(piece);
+            done += taken;
+            if taken < piece.len() {
+                break;
+            }
+        }
+        if done == 0 && len > 0 {
+            return Err(EFAULT);
+        }
+        Ok(done)
+    }
+
+    /// Copies up to `len` bytes from `source` to offset `pos`, allocating memory as needed.
+    ///
+    /// `source` fills consecutive pieces and returns how much of each it filled; filling less
+    /// ends the copy. Returns the bytes written. Errors only when nothing was written: `EFBIG`
+    /// for `pos` at or past [`Layout::max_size`], `ENOMEM` when memory ran out, `EFAULT` when
+    /// the source failed. Writes stop at the maximum size, as they do at a file's size limit.
+    pub(crate) fn write(
+        &mut self,
+        pos: u64,
+        len: usize,
+        mut source: impl FnMut(&mut [u8]) -> usize,
+    ) -> Result<usize> {
+        let room = self
+            .layout
+            .max_size()
+            .checked_sub(pos)
+            .filter(|&room| room > 0)
+            .ok_or(EFBIG)?;
+        let len = len.min(usize::try_from(room).unwrap_or(usize::MAX));
+        let mut done = 0;
+        let mut failure = EFAULT;
+        while done < len {
+            let Some(at) = self.locate_checked(pos, done) else {
+                break;
+            };
+            let want = (len - done).min(self.layout.quantum - at.offset);
+            let quantum = match self.quantum_mut(at) {
+                Ok(quantum) => quantum,
+                Err(err) => {
+                    failure = err;
+                    break;
+                }
+            };
+            let filled = source(&mut quantum[at.offset..at.offset + want]);
+            done += filled;
+            // `pos + done` stays within `max_size`, which fits in `u64`.
+            self.size = self.size.max(pos + done as u64);
+            if filled < want {
+                break;
+            }
+        }
+        if done == 0 && len > 0 {
+            return Err(failure);
+        }
+        Ok(done)
+    }
+
+    /// Locates `pos + done`, if that is a valid offset.
+    fn locate_checked(&self, pos: u64, done: usize) -> Option<Location> {
+        self.layout.locate(pos.checked_add(done as u64)?)
+    }
+
+    /// The quantum at `at`, if it was ever written.
+    fn quantum(&self, at: Location) -> Option<&Quantum> {
+        self.qsets.get(at.qset)?.as_ref()?.get(at.quantum)?.as_ref()
+    }
+
+    /// The quantum at `at`, allocated (zeroed) on first use, with its quantum set.
+    fn quantum_mut(&mut self, at: Location) -> Result<&mut Quantum> {
+        if at.qset >= self.qsets.len() {
+            let missing = at.qset + 1 - self.qsets.len();
+            self.qsets.reserve(missing, gfp())?;
+            for _ in 0..missing {
+                self.qsets.push(None, gfp())?;
+            }
+        }
+        let layout = self.layout;
+        let qset = &mut self.qsets[at.qset];
+        if qset.is_none() {
+            let mut slots = QuantumSet::with_capacity(layout.qset, gfp())?;
+            for _ in 0..layout.qset {
+                slots.push(None, gfp())?;
+            }
+            *qset = Some(slots);
+        }
+        let slot = qset
+            .as_mut()
+            .and_then(|slots| slots.get_mut(at.quantum))
+            .ok_or(EINVAL)?;
+        if slot.is_none() {
+            *slot = Some(Quantum::from_elem(0, layout.quantum, gfp())?);
+            self.quanta += 1;
+        }
+        slot.as_mut().ok_or(EINVAL)
+    }
+}
+
+/// A scull device: its memory behind a mutex.
+#[pin_data]
+pub(crate) struct ScullDev {
+    /// Every access to the data goes through this lock: the data is only reachable through the
+    /// guard, so there is no code path that could allocate a quantum without holding it.
+    #[pin]
+    storage: Mutex<Storage>,
+}
+
+impl ScullDev {
+    /// A new, empty device.
+    pub(crate) fn new(layout: Layout) -> impl PinInit<Self> {
+        pin_init!(Self {
+            storage <- new_mutex!(Storage::new(layout), "ScullDev::storage"),
+        })
+    }
+
+    /// Locks the device's memory.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Storage> {
+        self.storage.lock()
+    }
+}
+
+#[kunit_tests(scull_storage)]
+mod tests {
+    use super::*;
+
+    /// Writes `data` at `pos` in one call.
+    fn put(storage: &mut Storage, pos: u64, data: &[u8]) -> Result<usize> {
+        let mut from = data;
+        storage.write(pos, data.len(), |piece| {
+            let n = piece.len().min(from.len());
+            piece[..n].copy_from_slice(&from[..n]);
+            from = &from[n..];
+            n
+        })
+    }
+
+    /// Reads up to `len` bytes at `pos` in one call.
+    fn get(storage: &Storage, pos: u64, len: usize) -> Result<KVec<u8>> {
+        let mut out = KVec::new();
+        let mut failed = false;
+        storage.read(pos, len, |piece| {
+            failed |= out.extend_from_slice(piece, GFP_KERNEL).is_err();
+            piece.len()
+        })?;
+        if failed {
+            return Err(ENOMEM);
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn layout_limits() {
+        assert_eq!(Layout::new(0, 1), Err(LayoutError::Quantum));
+        assert_eq!(Layout::new(MAX_QUANTUM + 1, 1), Err(LayoutError::Quantum));
+        assert_eq!(Layout::new(1, 0), Err(LayoutError::Qset));
+        assert_eq!(Layout::new(1, MAX_QSET + 1), Err(LayoutError::Qset));
+        assert_eq!(
+            Layout::new(MAX_QUANTUM, MAX_QSET),
+            Err(LayoutError::Product)
+        );
+        assert!(Layout::new(4000, 1000).is_ok());
+    }
+
+    #[test]
+    fn locate_is_arithmetic() -> Result {
+        let layout = Layout::new(4000, 1000).map_err(|_| EINVAL)?;
+        let at = |pos| layout.locate(pos);
+        let loc = |qset, quantum, offset| {
+            Some(Location {
+                qset,
+                quantum,
+                offset,
+            })
+        };
+        assert_eq!(at(0), loc(0, 0, 0));
+        assert_eq!(at(3999), loc(0, 0, 3999));
+        assert_eq!(at(4000), loc(0, 1, 0));
+        assert_eq!(at(3_999_999), loc(0, 999, 3999));
+        assert_eq!(at(4_000_000), loc(1, 0, 0));
+        assert_eq!(at((1 << 30) + 7), loc(268, 435, 1831));
+        assert_eq!(at(MAX_DEVICE_SIZE), None);
+        assert_eq!(at(u64::MAX), None);
+
+        let tiny = Layout::new(1, 1).map_err(|_| EINVAL)?;
+        assert_eq!(tiny.max_size(), MAX_QSETS);
+        assert_eq!(
+            tiny.locate(MAX_QSETS - 1),
+            loc((MAX_QSETS - 1) as usize, 0, 0)
+        );
+        assert_eq!(tiny.locate(MAX_QSETS), None);
+        Ok(())
+    }
+
+    #[test]
+    fn write_then_read_across_quanta_and_qsets() -> Result {
+        let mut storage = Storage::new(Layout::new(3, 2).map_err(|_| EINVAL)?);
+        let data: [u8; 20] = core::array::from_fn(|i| i as u8 + 1);
+        assert_eq!(put(&mut storage, 0, &data)?, 20);
+        assert_eq!(storage.size(), 20);
+        assert_eq!(&get(&storage, 0, 100)?[..], &data[..]);
+        assert_eq!(&get(&storage, 5, 4)?[..], &data[5..9]);
+        assert_eq!(storage.usage().quanta, 7);
+        assert_eq!(storage.usage().qsets, 4);
+        Ok(())
+    }
+
+    #[test]
+    fn holes_read_as_zeros_without_allocating() -> Result {
+        let mut storage = Storage::new(Layout::new(4, 2).map_err(|_| EINVAL)?);
+        assert_eq!(put(&mut storage, 30, b"xy")?, 2);
+        assert_eq!(storage.size(), 32);
+        assert_eq!(storage.usage().quanta, 1);
+        let all = get(&storage, 0, 64)?;
+        assert_eq!(all.len(), 32);
+        assert!(all[..30].iter().all(|&b| b == 0));
+        assert_eq!(&all[30..], b"xy");
+        assert_eq!(storage.usage().quanta, 1);
+        Ok(())
+    }
+
+    #[test]
+    fn read_at_or_past_end_is_empty() -> Result {
+        let mut storage = Storage::new(Layout::new(4, 2).map_err(|_| EINVAL)?);
+        assert_eq!(get(&storage, 0, 10)?.len(), 0);
+        put(&mut storage, 0, b"abc")?;
+        assert_eq!(get(&storage, 3, 10)?.len(), 0);
+        assert_eq!(get(&storage, u64::MAX, 10)?.len(), 0);
+        Ok(())
+    }
+
+    #[test]
+    fn write_limits() -> Result {
+        let layout = Layout::new(1, 1).map_err(|_| EINVAL)?;
+        let mut storage = Storage::new(layout);
+        assert_eq!(put(&mut storage, layout.max_size(), b"a"), Err(EFBIG));
+        assert_eq!(put(&mut storage, u64::MAX, b"a"), Err(EFBIG));
+        assert_eq!(put(&mut storage, layout.max_size() - 1, b"ab")?, 1);
+        assert_eq!(storage.size(), layout.max_size());
+        Ok(())
+    }
+
+    #[test]
+    fn faults_give_short_counts_or_efault() -> Result {
+        let mut storage = Storage::new(Layout::new(4, 2).map_err(|_| EINVAL)?);
+        assert_eq!(storage.write(0, 10, |_| 0), Err(EFAULT));
+        assert_eq!(storage.size(), 0);
+        let mut budget = 6;
+        let written = storage.write(0, 10, |piece| {
+            let n = piece.len().min(budget);
+            budget -= n;
+            n
+        })?;
+        assert_eq!(written, 6);
+        assert_eq!(storage.size(), 6);
+        assert_eq!(storage.read(0, 6, |_| 0), Err(EFAULT));
+        Ok(())
+    }
+
+    #[test]
+    fn trim_frees_and_adopts_layout() -> Result {
+        let mut storage = Storage::new(Layout::new(4, 2).map_err(|_| EINVAL)?);
+        put(&mut storage, 0, b"0123456789")?;
+        let next = Layout::new(8, 8).map_err(|_| EINVAL)?;
+        storage.trim(next);
+        assert_eq!(storage.size(), 0);
+        assert_eq!(storage.usage().quanta, 0);
+        assert_eq!(storage.layout(), next);
+        Ok(())
+    }
+}

@@ -1,0 +1,108 @@
+"""The checker's own tests: each check must fail on what it exists to catch.
+
+Runs in a VM of its own (`make check-checker`), never in the normal run: it loads
+kcheck_selftest.ko, which leaks, warns or inverts a lock order on purpose, and then
+asserts that tests/kcheck.py reports exactly that.
+"""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(TESTS)
+sys.path.insert(0, TESTS)
+
+import kcheck  # noqa: E402
+
+SELFTEST_KO = os.path.join(REPO, "tests", "checker", "kcheck_selftest.ko")
+KCHECK = [sys.executable, os.path.join(TESTS, "kcheck.py")]
+
+
+def load_selftest(misbehave):
+    subprocess.run(["insmod", SELFTEST_KO, f"misbehave={misbehave}"], check=True)
+    subprocess.run(["rmmod", "kcheck_selftest"], check=True)
+
+
+def log_lines():
+    return len(kcheck.kernel_log().splitlines())
+
+
+def run_kcheck(*args):
+    return subprocess.run(KCHECK + list(args), capture_output=True, text=True)
+
+
+def test_log_scanner_on_known_reports():
+    text = "\n".join([
+        "[    1.0] virtio: all fine",
+        "[    2.0] BUG: KASAN: slab-out-of-bounds in scull_write+0x1/0x2",
+        "[    3.0] WARNING: CPU: 1 PID: 42 at scull.rs:10 scull_open+0x4/0x8",
+        "[    4.0] WARNING: possible circular locking dependency detected",
+        "[    5.0] Oops: general protection fault, probably for non-canonical address",
+        "[    6.0] UBSAN: shift-out-of-bounds in lib/foo.c:1:2",
+        "[    7.0] kmemleak: 3 new suspected memory leaks (see /sys/kernel/debug/kmemleak)",
+        "[    8.0]  Call Trace:",
+        "[    9.0] rust_kernel: panicked at scull.rs:1:1:",
+    ])
+    kinds = [kind for _, kind, _ in kcheck.scan_log(text)]
+    assert kinds == ["BUG", "WARNING", "WARNING", "Oops", "UBSAN", "kmemleak",
+                     "Call Trace", "Rust panic"]
+    assert kcheck.scan_log(text, since=9) == []
+    assert kcheck.scan_log("[ 1.0] scull: major 240, minors 0..4\n") == []
+
+
+def test_kunit_result_parsing():
+    text = "\n".join([
+        "[    1.0]     ok 1 layout_limits",
+        "[    1.1]     not ok 2 locate_is_arithmetic",
+        "[    1.2] not ok 1 scull_storage",
+        "[    1.3] ok 2 other_suite",
+    ])
+    assert kcheck.kunit_results(text) == {"scull_storage": False, "other_suite": True}
+    assert len(kcheck.failed_kunit_cases(text)) == 2
+
+
+def test_clean_module_leaves_clean_log():
+    since = log_lines()
+    load_selftest(0)
+    result = run_kcheck("log", "--since", str(since))
+    assert result.returncode == 0, result.stdout
+
+
+def test_kmemleak_reports_a_leak():
+    kcheck.kmemleak_clear()
+    load_selftest(1)
+    report = kcheck.kmemleak_scan()
+    try:
+        assert "unreferenced object" in report
+        # The allocation's backtrace names the culprit.
+        assert "kcheck_selftest" in report
+        # And the command-line check fails on it.
+        result = run_kcheck("kmemleak")
+        assert result.returncode == 1
+        assert "leak" in result.stdout
+    finally:
+        kcheck.kmemleak_clear()
+
+
+def test_log_check_reports_a_warning():
+    since = log_lines()
+    load_selftest(2)
+    findings = kcheck.scan_log(kcheck.kernel_log(), since)
+    assert any(kind == "WARNING" for _, kind, _ in findings), findings
+    result = run_kcheck("log", "--since", str(since))
+    assert result.returncode == 1
+    assert "WARNING" in result.stdout
+
+
+# Last: a lockdep report switches lockdep off for the rest of the boot.
+def test_log_check_reports_a_lockdep_splat():
+    since = log_lines()
+    load_selftest(3)
+    text = kcheck.kernel_log()
+    findings = kcheck.scan_log(text, since)
+    assert any("circular locking" in line for _, _, line in findings), findings
+    result = run_kcheck("log", "--since", str(since))
+    assert result.returncode == 1

@@ -1,0 +1,169 @@
+"""Reads the guest kernel's verdict: log reports, kmemleak leaks, KUnit results.
+
+Used by scripts/guest-test after the test suite, and by tests/checker/ to prove that each
+check fails when it should. Runs in the guest as root; needs debugfs for kmemleak.
+
+    python3 tests/kcheck.py log [--since N]     fail on any report in the kernel log
+    python3 tests/kcheck.py kmemleak            scan for leaks, fail on any
+    python3 tests/kcheck.py kunit SUITE...      fail unless each suite ran and passed
+    python3 tests/kcheck.py lines               print how many lines the log has now
+"""
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import time
+
+DEBUGFS = "/sys/kernel/debug"
+KMEMLEAK = os.path.join(DEBUGFS, "kmemleak")
+
+# kmemleak never reports an object younger than this (MSECS_MIN_AGE in mm/kmemleak.c).
+KMEMLEAK_MIN_AGE_S = 5
+
+# What a healthy kernel never prints. Each line that matches is a finding.
+REPORT_PATTERNS = [
+    ("BUG", r"\bBUG: "),
+    ("BUG", r"kernel BUG at"),
+    ("WARNING", r"\bWARNING: "),
+    ("Oops", r"\bOops\b"),
+    ("general protection fault", r"general protection fault"),
+    ("KASAN", r"\bKASAN\b"),
+    ("UBSAN", r"\bUBSAN\b"),
+    ("lockdep", r"possible (circular|recursive) locking|inconsistent lock state|"
+                r"DEBUG_LOCKS_WARN_ON|lockdep is turned off|suspicious RCU usage"),
+    ("hung task", r"INFO: task .* blocked for more than"),
+    ("kmemleak", r"kmemleak: .*(suspected memory leak|disabled|[Ee]rror)"),
+    ("list corruption", r"list_(add|del) corruption"),
+    ("refcount", r"refcount_t: "),
+    ("Rust panic", r"rust_panic|panicked at"),
+    ("panic", r"Kernel panic"),
+    ("Call Trace", r"Call Trace:"),
+]
+_REPORT_RE = [(kind, re.compile(rx)) for kind, rx in REPORT_PATTERNS]
+
+
+def kernel_log():
+    """The whole kernel log, one string (needs root, as dmesg does)."""
+    return subprocess.run(["dmesg"], check=True, capture_output=True, text=True).stdout
+
+
+def scan_log(text, since=0):
+    """Returns (line number, kind, line) for each report in `text` from line `since` on."""
+    findings = []
+    for number, line in enumerate(text.splitlines()):
+        if number < since:
+            continue
+        for kind, rx in _REPORT_RE:
+            if rx.search(line):
+                findings.append((number, kind, line))
+                break
+    return findings
+
+
+def format_findings(text, findings, context=12):
+    """The finding lines with some context after each, for a human."""
+    lines = text.splitlines()
+    out = []
+    shown = -1
+    for number, kind, _ in findings:
+        if number <= shown:
+            continue
+        out.append(f"--- {kind} at log line {number}:")
+        end = min(len(lines), number + context)
+        out.extend(lines[number:end])
+        shown = end - 1
+    return "\n".join(out)
+
+
+def kmemleak_scan():
+    """Scans for leaks the reliable way and returns kmemleak's report ('' when clean).
+
+    An object is reported only when it is older than the minimum age and was found
+    unreferenced by two scans in a row, so: wait past the age, scan, scan again.
+    """
+    if not os.path.exists(KMEMLEAK):
+        raise RuntimeError(f"{KMEMLEAK} is missing: kernel without CONFIG_DEBUG_KMEMLEAK, "
+                           "or debugfs not mounted")
+    time.sleep(KMEMLEAK_MIN_AGE_S + 1)
+    for _ in range(2):
+        with open(KMEMLEAK, "w") as f:
+            f.write("scan")
+    with open(KMEMLEAK) as f:
+        return f.read()
+
+
+def kmemleak_clear():
+    """Forgets every leak reported so far, so the next scan shows only new ones."""
+    with open(KMEMLEAK, "w") as f:
+        f.write("clear")
+
+
+# KTAP: "ok 1 scull_storage" / "not ok 1 scull_storage" for a suite at top level.
+def kunit_results(text):
+    """Maps each KUnit suite seen in `text` to True (passed) or False (failed)."""
+    results = {}
+    for line in text.splitlines():
+        m = re.search(r"\]\s(not ok|ok) \d+ (\w+)\s*$", line)
+        if m:
+            results[m.group(2)] = m.group(1) == "ok"
+    return results
+
+
+def failed_kunit_cases(text):
+    """The failed test cases (indented 'not ok' lines) in `text`."""
+    return [line for line in text.splitlines() if re.search(r"\]\s+not ok \d+ ", line)]
+
+
+def main(argv):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    log = sub.add_parser("log")
+    log.add_argument("--since", type=int, default=0, help="first log line to check")
+    sub.add_parser("kmemleak")
+    sub.add_parser("lines")
+    kunit = sub.add_parser("kunit")
+    kunit.add_argument("suites", nargs="+")
+    args = parser.parse_args(argv)
+
+    if args.command == "lines":
+        print(len(kernel_log().splitlines()))
+        return 0
+    if args.command == "log":
+        text = kernel_log()
+        findings = scan_log(text, args.since)
+        if findings:
+            print(format_findings(text, findings))
+            print(f"kcheck: {len(findings)} report(s) in the kernel log")
+            return 1
+        print("kcheck: kernel log clean")
+        return 0
+    if args.command == "kmemleak":
+        report = kmemleak_scan()
+        if report.strip():
+            print(report)
+            print(f"kcheck: kmemleak reports {report.count('unreferenced object')} leak(s)")
+            return 1
+        print("kcheck: kmemleak clean")
+        return 0
+    if args.command == "kunit":
+        text = kernel_log()
+        results = kunit_results(text)
+        bad = 0
+        for suite in args.suites:
+            if suite not in results:
+                print(f"kcheck: KUnit suite {suite} did not run")
+                bad += 1
+            elif not results[suite]:
+                print(f"kcheck: KUnit suite {suite} failed:")
+                print("\n".join(failed_kunit_cases(text)))
+                bad += 1
+            else:
+                print(f"kcheck: KUnit suite {suite} passed")
+        return 1 if bad else 0
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,247 @@
+"""/dev/complete: reads sleep until writes complete them, one reader per write."""
+
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import kcheck
+from conftest import new_log, script
+
+DEVICE = "/dev/complete"
+# ioctl(fd, COMPLETE_IOC_WAKE_ALL) = _IO('k', 0x40)
+COMPLETE_IOC_WAKE_ALL = (ord("k") << 8) | 0x40
+# How long a woken reader may take to finish, generous for a TCG guest.
+WAKE_BOUND_S = 10
+# How long a reader must stay asleep to count as blocked.
+ASLEEP_S = 1.0
+
+READER = r"""
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+first = os.read(fd, int(sys.argv[2]))
+second = os.read(fd, 100)
+sys.stdout.write(repr((first, second)))
+"""
+
+
+def start_reader(size=100):
+    return subprocess.Popen([sys.executable, "-c", READER, DEVICE, str(size)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wake(times=1):
+    for _ in range(times):
+        fd = os.open(DEVICE, os.O_WRONLY)
+        try:
+            assert os.write(fd, b"wake up\n") == 8
+        finally:
+            os.close(fd)
+
+
+def state(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
+
+
+def asleep(proc):
+    """True when `proc` is still running and sleeping interruptibly."""
+    return proc.poll() is None and state(proc.pid) == "S"
+
+
+def finish(proc, timeout=WAKE_BOUND_S):
+    out, err = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, err
+    return eval(out)  # the reader prints a repr of two bytes objects
+
+
+def wait_until_asleep(procs):
+    deadline = time.monotonic() + WAKE_BOUND_S
+    while not all(asleep(p) for p in procs):
+        assert time.monotonic() < deadline, "readers never went to sleep"
+        time.sleep(0.05)
+    time.sleep(ASLEEP_S)
+    assert all(asleep(p) for p in procs)
+
+
+def test_reader_sleeps_until_a_write_wakes_it(log_since):
+    reader = start_reader()
+    wait_until_asleep([reader])
+    woke_at = time.monotonic()
+    wake()
+    first, second = finish(reader)
+    assert time.monotonic() - woke_at < WAKE_BOUND_S
+    assert first.startswith(b"awoken ") and first.endswith(b")\n")
+    assert second == b""
+    log = new_log(log_since)
+    assert f"process {reader.pid} (python3) going to sleep" in log
+    assert f"awoken {reader.pid} (python3)" in log
+
+
+def test_cat_prints_a_message_and_exits():
+    cat = subprocess.Popen(["cat", DEVICE], stdout=subprocess.PIPE)
+    wait_until_asleep([cat])
+    subprocess.run(f"echo hello | dd of={DEVICE} status=none", shell=True, check=True)
+    out, _ = cat.communicate(timeout=WAKE_BOUND_S)
+    assert cat.returncode == 0
+    assert out.startswith(b"awoken ")
+
+
+def test_n_readers_need_n_writes():
+    readers = [start_reader() for _ in range(3)]
+    wait_until_asleep(readers)
+    wake()
+    deadline = time.monotonic() + WAKE_BOUND_S
+    while sum(r.poll() is not None for r in readers) < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(ASLEEP_S)
+    assert sum(r.poll() is None for r in readers) == 2
+    wake(2)
+    for r in readers:
+        finish(r)
+
+
+def test_a_small_buffer_gets_no_more_than_it_asked_for():
+    reader = start_reader(size=3)
+    wait_until_asleep([reader])
+    wake()
+    first, second = finish(reader)
+    assert first == b"awo"
+    assert second == b""
+
+
+def test_a_write_before_any_reader_lets_the_next_reader_through():
+    wake()
+    first, _ = finish(start_reader())
+    assert first.startswith(b"awoken")
+
+
+def test_sigint_ends_a_blocked_read_promptly():
+    cat = subprocess.Popen(["cat", DEVICE])
+    wait_until_asleep([cat])
+    sent = time.monotonic()
+    cat.send_signal(signal.SIGINT)
+    cat.wait(timeout=WAKE_BOUND_S)
+    assert time.monotonic() - sent < WAKE_BOUND_S
+    assert cat.returncode == -signal.SIGINT
+
+
+EINTR_READER = r"""
+import os, signal, sys
+class Interrupted(Exception):
+    pass
+def handler(signum, frame):
+    raise Interrupted
+signal.signal(signal.SIGINT, handler)
+signal.siginterrupt(signal.SIGINT, True)
+fd = os.open(sys.argv[1], os.O_RDONLY)
+try:
+    os.read(fd, 100)
+    print("read returned")
+except Interrupted:
+    print("interrupted")
+"""
+
+
+def test_signal_without_restart_gives_eintr():
+    """A handler without SA_RESTART sees the read fail with EINTR (ERESTARTSYS inside)."""
+    reader = subprocess.Popen([sys.executable, "-c", EINTR_READER, DEVICE],
+                              stdout=subprocess.PIPE, text=True)
+    wait_until_asleep([reader])
+    reader.send_signal(signal.SIGINT)
+    out, _ = reader.communicate(timeout=WAKE_BOUND_S)
+    assert out.strip() == "interrupted"
+
+
+RESTART_READER = r"""
+import os, signal, sys
+caught = []
+signal.signal(signal.SIGUSR1, lambda *_: caught.append(1))
+signal.siginterrupt(signal.SIGUSR1, False)
+fd = os.open(sys.argv[1], os.O_RDONLY)
+data = os.read(fd, 100)
+print(len(caught), data[:6].decode())
+"""
+
+
+def test_signal_with_sa_restart_resumes_the_wait():
+    reader = subprocess.Popen([sys.executable, "-c", RESTART_READER, DEVICE],
+                              stdout=subprocess.PIPE, text=True)
+    wait_until_asleep([reader])
+    reader.send_signal(signal.SIGUSR1)
+    wait_until_asleep([reader])
+    wake()
+    out, _ = reader.communicate(timeout=WAKE_BOUND_S)
+    assert out.split() == ["1", "awoken"]
+
+
+def test_wake_all_ioctl_wakes_every_sleeper_and_no_later_reader():
+    readers = [start_reader() for _ in range(3)]
+    wait_until_asleep(readers)
+    fd = os.open(DEVICE, os.O_RDONLY)
+    try:
+        assert fcntl.ioctl(fd, COMPLETE_IOC_WAKE_ALL) == 3
+    finally:
+        os.close(fd)
+    for r in readers:
+        finish(r)
+    late = start_reader()
+    wait_until_asleep([late])
+    wake()
+    finish(late)
+
+
+def test_unknown_ioctl_is_enotty():
+    fd = os.open(DEVICE, os.O_RDONLY)
+    try:
+        with pytest.raises(OSError) as err:
+            fcntl.ioctl(fd, (ord("k") << 8) | 0x41)
+        assert err.value.errno == 25  # ENOTTY
+    finally:
+        os.close(fd)
+
+
+def test_rmmod_fails_while_open_and_succeeds_after_close():
+    fd = os.open(DEVICE, os.O_RDONLY)
+    try:
+        busy = subprocess.run(["rmmod", "complete"], capture_output=True, text=True)
+        assert busy.returncode != 0 and "in use" in busy.stderr
+    finally:
+        os.close(fd)
+    script("misc_unload", "complete")
+    assert not os.path.exists(DEVICE)
+    script("misc_load", "complete")
+    assert os.path.exists(DEVICE)
+
+
+CHURN_READER = r"""
+import os, sys
+for _ in range(int(sys.argv[2])):
+    fd = os.open(sys.argv[1], os.O_RDONLY)
+    assert os.read(fd, 100).startswith(b"awoken")
+    assert os.read(fd, 100) == b""
+    os.close(fd)
+"""
+
+
+def test_many_readers_and_writers_lose_no_wakeup(log_since):
+    readers_n, reads_each, writers_n = 6, 15, 3
+    readers = [subprocess.Popen([sys.executable, "-c", CHURN_READER, DEVICE, str(reads_each)])
+               for _ in range(readers_n)]
+    total = readers_n * reads_each
+    writer_code = (f"import os\nfor _ in range({total // writers_n}):\n"
+                   f"    fd = os.open('{DEVICE}', os.O_WRONLY); os.write(fd, b'x'); os.close(fd)\n")
+    writers = [subprocess.Popen([sys.executable, "-c", writer_code]) for _ in range(writers_n)]
+    for p in writers + readers:
+        assert p.wait(timeout=120) == 0
+    # Every write was consumed: the next reader sleeps.
+    late = start_reader()
+    wait_until_asleep([late])
+    wake()
+    finish(late)
+    assert kcheck.scan_log(new_log(log_since)) == []

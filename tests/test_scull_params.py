@@ -1,0 +1,104 @@
+"""scull's module parameters: honoured when sane, refused with EINVAL when not."""
+
+import grp
+import os
+import stat
+import subprocess
+
+import pytest
+
+from conftest import dev, new_log, read_dev, script, write_dev
+
+
+def proc_devices_major(name="scull"):
+    with open("/proc/devices") as f:
+        majors = [line.split()[0] for line in f if line.split()[1:] == [name]]
+    assert len(majors) <= 1
+    return int(majors[0]) if majors else None
+
+
+def test_default_load_creates_four_nodes_on_one_dynamic_major():
+    major = proc_devices_major()
+    assert major is not None
+    for n in range(4):
+        st = os.stat(dev(n))
+        assert stat.S_ISCHR(st.st_mode)
+        assert os.major(st.st_rdev) == major
+        assert os.minor(st.st_rdev) == n
+        assert stat.S_IMODE(st.st_mode) == 0o664
+        assert grp.getgrgid(st.st_gid).gr_name in ("staff", "wheel")
+    assert not os.path.exists(dev(4))
+
+
+def test_tiny_quantum_and_qset(scull_params):
+    scull_params("scull_quantum=1", "scull_qset=1")
+    data = os.urandom(10000)
+    write_dev(dev(0), data, 333)
+    assert read_dev(dev(0), 777) == data
+    # With one byte per quantum and one quantum per set, 2**20 sets bound the device.
+    fd = os.open(dev(0), os.O_RDWR)
+    try:
+        assert os.pwrite(fd, b"ab", (1 << 20) - 1) == 1
+        with pytest.raises(OSError):
+            os.pwrite(fd, b"c", 1 << 20)
+    finally:
+        os.close(fd)
+
+
+def test_other_device_count_and_first_minor(scull_params):
+    scull_params("scull_nr_devs=2", "scull_minor=5")
+    assert os.path.exists(dev(0)) and os.path.exists(dev(1))
+    assert not os.path.exists(dev(2))
+    assert os.minor(os.stat(dev(1)).st_rdev) == 6
+    write_dev(dev(1), b"minor six")
+    assert read_dev(dev(1)) == b"minor six"
+
+
+def test_fixed_major(scull_params):
+    # 0 is dynamic; pick a free static major by asking for one and reusing it.
+    free = proc_devices_major()
+    scull_params(f"scull_major={free}")
+    assert proc_devices_major() == free
+    write_dev(dev(3), b"static")
+    assert read_dev(dev(3)) == b"static"
+
+
+@pytest.mark.parametrize("param, needle", [
+    ("scull_quantum=0", "scull_quantum=0"),
+    ("scull_quantum=-1", "scull_quantum=-1"),
+    ("scull_quantum=2000000000", "scull_quantum=2000000000"),
+    ("scull_qset=0", "scull_qset=0"),
+    ("scull_qset=2000000000", "scull_qset=2000000000"),
+    ("scull_nr_devs=0", "scull_nr_devs=0"),
+    ("scull_nr_devs=100000", "scull_nr_devs=100000"),
+    ("scull_minor=-5", "scull_minor=-5"),
+    ("scull_major=4096", "scull_major=4096"),
+])
+def test_nonsense_parameters_fail_the_load_with_einval(scull_params, log_since, param, needle):
+    script("scull_unload")
+    result = subprocess.run(["insmod", os.path.join(os.path.dirname(__file__), "..", "scull.ko"),
+                             param], capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "Invalid argument" in result.stderr or "Invalid parameters" in result.stderr
+    assert needle in new_log(log_since)
+    # scull_load reports the failure too, with a non-zero status.
+    failed = script("scull_load", param, check=False)
+    assert failed.returncode != 0 and "insmod" in failed.stderr
+    assert subprocess.run(["grep", "-q", "^scull ", "/proc/modules"]).returncode != 0
+
+
+def test_quantum_times_qset_overflow_is_refused(scull_params, log_since):
+    script("scull_unload")
+    failed = script("scull_load", "scull_quantum=16000000", "scull_qset=1000000", check=False)
+    assert failed.returncode != 0
+    assert "scull_quantum=16000000 * scull_qset=1000000" in new_log(log_since)
+
+
+def test_module_cannot_be_removed_while_a_device_is_open():
+    fd = os.open(dev(0), os.O_RDONLY)
+    try:
+        result = subprocess.run(["rmmod", "scull"], capture_output=True, text=True)
+        assert result.returncode != 0
+        assert "in use" in result.stderr
+    finally:
+        os.close(fd)
