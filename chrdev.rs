@@ -188,7 +188,6 @@ pub(crate) trait Operations: Sized {
     /// The abstraction stores the result as the file's position.
     fn llseek(
         _this: <Self::Ptr as ForeignOwnable>::Borrowed<'_>,
-        _file: &File,
         _pos: i64,
         _offset: i64,
         _whence: Whence,
@@ -229,6 +228,12 @@ struct RawParts {
 /// - `parts.parent` holds one reference owned by this registration, dropped in [`Drop`], which
 ///   then waits for `parts.released`: the memory of this registration outlives every open file
 ///   and every open in progress (each holds a reference to the cdev, hence to the parent).
+///
+/// Drop it from the module's exit (keep it in the module's state), as LDD3 does with its cdevs:
+/// then no file is open and the last reference is dropped by `Drop` itself. Dropped earlier,
+/// it still waits safely for the last file, but the kobject release callbacks are module code,
+/// and the kernel has no way to wait for a callback to *return* (with
+/// `CONFIG_DEBUG_KOBJECT_RELEASE` they run late, from a workqueue).
 #[pin_data(PinnedDrop)]
 pub(crate) struct Registration<T: Operations> {
     devices: KVec<Arc<T::Device>>,
@@ -443,17 +448,19 @@ impl<T: Operations> Vtable<T> {
             Ok(whence) => whence,
             Err(err) => return err.to_errno().into(),
         };
-        // SAFETY: the private data is a `T::Ptr` until `release`, which cannot run during a
-        // system call on the file.
+        // SAFETY: the private data is a `T::Ptr` until `release`, and the system call holds a
+        // reference to the file.
         let this = unsafe { T::Ptr::borrow((*file).private_data) };
-        // SAFETY: `file` is valid during the call. As for C drivers, `lseek` on a file shared
-        // without `f_pos_lock` may race with other position updates, but never unsafely: the
-        // position is a plain integer that every operation validates.
-        let (file_ref, pos) = unsafe { (File::from_raw_file(file), (*file).f_pos) };
-        match T::llseek(this, file_ref, pos, offset, whence) {
+        // Char devices get no `f_pos_lock`, so, as in C drivers, a position update here may
+        // race with `read`/`write` on a shared file description: volatile accesses keep each
+        // one whole. Every operation validates the position it gets, so a lost update is a
+        // wrong position, never an unsafe one.
+        // SAFETY: `file` is valid for the duration of the call.
+        let pos = unsafe { ptr::read_volatile(&raw const (*file).f_pos) };
+        match T::llseek(this, pos, offset, whence) {
             Ok(pos) => {
                 // SAFETY: as above.
-                unsafe { (*file).f_pos = pos };
+                unsafe { ptr::write_volatile(&raw mut (*file).f_pos, pos) };
                 pos
             }
             Err(err) => err.to_errno().into(),

@@ -92,14 +92,18 @@ impl Completion {
     pub(crate) fn wait_interruptible(&self) -> Result {
         let mut counts = self.counts.lock();
         counts.waiters += 1;
+        // As C's `do_wait_for_common`: a completion that arrived counts even when a signal
+        // arrived too, so that a woken waiter never drops the wakeup meant for it.
         let result = loop {
             if counts.done > 0 {
                 counts.done -= 1;
                 break Ok(());
             }
-            if self.changed.wait_interruptible(&mut counts) {
+            if kernel::current!().signal_pending() {
                 break Err(ERESTARTSYS);
             }
+            // A pending signal is seen at the top of the loop.
+            let _signal_pending = self.changed.wait_interruptible(&mut counts);
         };
         counts.waiters -= 1;
         result

@@ -231,7 +231,6 @@ impl Operations for Scull {
 
     fn llseek(
         device: ArcBorrow<'_, ScullDev>,
-        _file: &File,
         pos: i64,
         offset: i64,
         whence: Whence,

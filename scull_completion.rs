@@ -105,23 +105,26 @@ impl SharedMiscOps for CompleteFile {
 
     fn read_iter(kiocb: Kiocb<'_, KBox<Self>>, iov: &mut IovIterDest<'_>) -> Result<usize> {
         let this = kiocb.file();
-        if this.woken.load(Acquire) {
+        if this.woken.load(Acquire) || iov.is_empty() {
             return Ok(0);
         }
         let pid = current!().pid();
         let comm = Comm(current_comm());
+        // Made before sleeping: once woken, nothing may fail without handing the wakeup back.
+        let message = CString::try_from_fmt(fmt!("awoken {pid} ({comm})\n"))?;
+        let message = message.to_bytes();
+
         pr_info!("process {pid} ({comm}) going to sleep\n");
         this.completion.wait_interruptible()?;
         pr_info!("awoken {pid} ({comm})\n");
-        this.woken.store(true, Release);
 
-        let message = CString::try_from_fmt(fmt!("awoken {pid} ({comm})\n"))?;
-        let message = message.to_bytes();
-        let wanted = message.len().min(iov.len());
-        let copied = iov.copy_to_iter(&message[..wanted]);
-        if copied == 0 && wanted > 0 {
+        let copied = iov.copy_to_iter(&message[..message.len().min(iov.len())]);
+        if copied == 0 {
+            // The reader's buffer is bad: the write it consumed goes to the next reader.
+            this.completion.complete();
             return Err(EFAULT);
         }
+        this.woken.store(true, Release);
         Ok(copied)
     }
 

@@ -11,7 +11,10 @@
 
 use kernel::{
     alloc::{
-        flags::__GFP_NOWARN,
+        flags::{
+            __GFP_NOWARN,
+            GFP_KERNEL_ACCOUNT, //
+        },
         Flags, //
     },
     new_mutex,
@@ -34,10 +37,10 @@ pub(crate) const MAX_QSETS: u64 = 1 << 20;
 /// Largest device size, in bytes, whatever the layout.
 pub(crate) const MAX_DEVICE_SIZE: u64 = 1 << 40;
 
-/// Flags for allocations driven by user input: they fail quietly with `ENOMEM` instead of
-/// warning, whatever size user space asks for.
+/// Flags for allocations driven by user input: charged to the writer's memory cgroup, and
+/// failing quietly with `ENOMEM` instead of warning, whatever size user space asks for.
 fn gfp() -> Flags {
-    GFP_KERNEL | __GFP_NOWARN
+    GFP_KERNEL_ACCOUNT | __GFP_NOWARN
 }
 
 /// Bytes of zeros copied out for holes.
@@ -243,6 +246,9 @@ impl Storage {
         len: usize,
         mut source: impl FnMut(&mut [u8]) -> usize,
     ) -> Result<usize> {
+        if len == 0 {
+            return Ok(0);
+        }
         let room = self
             .layout
             .max_size()
