@@ -1,0 +1,67 @@
+# Helpers shared by scull_load, scull_unload, misc_load and misc_unload; sourced, never run.
+# They use shell builtins where they can: in a debug guest under emulation every exec costs
+# a noticeable fraction of a second.
+# shellcheck shell=sh
+
+die() {
+	printf '%s: %s\n' "${0##*/}" "$*" >&2
+	exit 1
+}
+
+require_root() {
+	[ "$(id -u)" -eq 0 ] || die "must be run as root (it $1 a kernel module)"
+}
+
+# Succeeds when module $1 is loaded.
+module_loaded() {
+	while read -r name _; do
+		[ "$name" = "$1" ] && return 0
+	done </proc/modules
+	return 1
+}
+
+# Prints the number that file $1 (/proc/devices or /proc/misc) gives name $2.
+number_of() {
+	while read -r number name; do
+		if [ "$name" = "$2" ]; then
+			printf '%s\n' "$number"
+			return 0
+		fi
+	done <"$1"
+	return 1
+}
+
+# LDD3: device nodes belong to group staff where it exists, else wheel; prints nothing
+# when neither exists.
+node_group() {
+	for candidate in staff wheel; do
+		while IFS=: read -r name _; do
+			if [ "$name" = "$candidate" ]; then
+				printf '%s\n' "$candidate"
+				return 0
+			fi
+		done </etc/group
+	done
+}
+
+# Gives nodes "$@" LDD3's group and mode 664.
+set_node_access() {
+	group=$(node_group)
+	if [ -n "$group" ]; then
+		chgrp "$group" "$@"
+	fi
+	chmod 664 "$@"
+}
+
+# Where the .ko files are: SCULL_MODULE_DIR, else the repository holding these scripts.
+module_dir() {
+	if [ -n "${SCULL_MODULE_DIR:-}" ]; then
+		printf '%s\n' "$SCULL_MODULE_DIR"
+	else
+		case $0 in
+		*/*) dir=${0%/*} ;;
+		*) dir=. ;;
+		esac
+		(cd "$dir/.." && pwd)
+	fi
+}
