@@ -58,7 +58,7 @@ def test_write_that_faults_midway_returns_a_short_count():
 def test_huge_offsets_get_clean_errors():
     fd = os.open(dev(0), os.O_RDWR)
     try:
-        for offset in (MAX_DEVICE_SIZE, MAX_DEVICE_SIZE + 1, 1 << 62, (1 << 63) - 1):
+        for offset in (MAX_DEVICE_SIZE, MAX_DEVICE_SIZE + 1, 1 << 62, (1 << 63) - 2):
             with pytest.raises(OSError) as err:
                 os.pwrite(fd, b"x", offset)
             assert err.value.errno == errno.EFBIG
@@ -156,3 +156,14 @@ def test_enomem_gives_short_counts_and_keeps_data(failslab, log_since):
     finally:
         os.close(fd)
     assert "Call Trace" not in new_log(log_since)
+
+
+def test_position_plus_count_past_the_largest_offset_is_einval():
+    """The VFS refuses it before scull sees it (rw_verify_area)."""
+    fd = os.open(dev(0), os.O_RDWR)
+    try:
+        with pytest.raises(OSError) as err:
+            os.pwrite(fd, b"xy", (1 << 63) - 1)
+        assert err.value.errno == errno.EINVAL
+    finally:
+        os.close(fd)
