@@ -62,7 +62,7 @@ def test_huge_offsets_get_clean_errors():
             with pytest.raises(OSError) as err:
                 os.pwrite(fd, b"x", offset)
             assert err.value.errno == errno.EFBIG
-            assert os.pread(fd, 10, offset) == b""
+            assert os.pread(fd, 1, offset) == b""
         # A write that crosses the maximum size stops there.
         assert os.pwrite(fd, b"ab", MAX_DEVICE_SIZE - 1) == 1
         assert os.lseek(fd, 0, os.SEEK_END) == MAX_DEVICE_SIZE

@@ -1,6 +1,7 @@
 # Helpers shared by scull_load, scull_unload, misc_load and misc_unload; sourced, never run.
 # They use shell builtins where they can: in a debug guest under emulation every exec costs
-# a noticeable fraction of a second.
+# a noticeable fraction of a second. POSIX sh has no local variables, so the helpers' own
+# variables start with an underscore to stay clear of their callers'.
 # shellcheck shell=sh
 
 die() {
@@ -14,17 +15,17 @@ require_root() {
 
 # Succeeds when module $1 is loaded.
 module_loaded() {
-	while read -r name _; do
-		[ "$name" = "$1" ] && return 0
+	while read -r _module _; do
+		[ "$_module" = "$1" ] && return 0
 	done </proc/modules
 	return 1
 }
 
 # Prints the number that file $1 (/proc/devices or /proc/misc) gives name $2.
 number_of() {
-	while read -r number name; do
-		if [ "$name" = "$2" ]; then
-			printf '%s\n' "$number"
+	while read -r _number _name; do
+		if [ "$_name" = "$2" ]; then
+			printf '%s\n' "$_number"
 			return 0
 		fi
 	done <"$1"
@@ -34,10 +35,10 @@ number_of() {
 # LDD3: device nodes belong to group staff where it exists, else wheel; prints nothing
 # when neither exists.
 node_group() {
-	for candidate in staff wheel; do
-		while IFS=: read -r name _; do
-			if [ "$name" = "$candidate" ]; then
-				printf '%s\n' "$candidate"
+	for _candidate in staff wheel; do
+		while IFS=: read -r _group _; do
+			if [ "$_group" = "$_candidate" ]; then
+				printf '%s\n' "$_candidate"
 				return 0
 			fi
 		done </etc/group
@@ -46,9 +47,9 @@ node_group() {
 
 # Gives nodes "$@" LDD3's group and mode 664.
 set_node_access() {
-	group=$(node_group)
-	if [ -n "$group" ]; then
-		chgrp "$group" "$@"
+	_group=$(node_group)
+	if [ -n "$_group" ]; then
+		chgrp "$_group" "$@"
 	fi
 	chmod 664 "$@"
 }
@@ -59,9 +60,9 @@ module_dir() {
 		printf '%s\n' "$SCULL_MODULE_DIR"
 	else
 		case $0 in
-		*/*) dir=${0%/*} ;;
-		*) dir=. ;;
+		*/*) _dir=${0%/*} ;;
+		*) _dir=. ;;
 		esac
-		(cd "$dir/.." && pwd)
+		(cd "$_dir/.." && pwd)
 	fi
 }
