@@ -34,6 +34,10 @@ endif
 ifdef SCULL_RUST_LIB_SRC
   RUST_LIB_SRC ?= $(SCULL_RUST_LIB_SRC)
 endif
+# scripts/setup installs bindgen into the cache, not onto PATH.
+ifneq ($(wildcard $(SCULL_CACHE)/tools/bin/bindgen),)
+  BINDGEN ?= $(SCULL_CACHE)/tools/bin/bindgen
+endif
 
 # The kernel's source tree: KDIR itself, or what an O= build dir points to.
 KSRC := $(shell readlink -f $(KDIR)/source 2>/dev/null || echo $(KDIR))
@@ -84,7 +88,8 @@ fmt:
 	rustfmt --config-path $(KSRC)/.rustfmt.toml $(RUST_SOURCES)
 
 rust-analyzer:
-	$(KMAKE) $(if $(RUST_LIB_SRC),RUST_LIB_SRC=$(RUST_LIB_SRC)) rust-analyzer
+	$(KMAKE) $(if $(RUST_LIB_SRC),RUST_LIB_SRC=$(RUST_LIB_SRC)) $(if $(BINDGEN),BINDGEN=$(BINDGEN)) \
+		rust-analyzer
 
 vm: modules
 ifdef VM_CMD
