@@ -518,3 +518,10 @@ impl<T: Operations> Vtable<T> {
         &Self::VTABLE
     }
 }
+
+/// Whether the current task may administer the system (`capable(CAP_SYS_ADMIN)`), which
+/// LDD3's scull requires for changing its settings.
+pub(crate) fn capable_sys_admin() -> bool {
+    // SAFETY: `capable` may be called from any task context with any capability number.
+    unsafe { bindings::capable(bindings::CAP_SYS_ADMIN as c_int) }
+}

@@ -20,6 +20,7 @@ use kernel::{
     new_mutex,
     prelude::*,
     sync::{
+        Arc,
         Mutex,
         MutexGuard, //
     }, //
@@ -324,6 +325,60 @@ impl Storage {
     }
 }
 
+/// The layout that devices adopt when they are next trimmed: LDD3's `scull_quantum` and
+/// `scull_qset` globals, changed through the ioctls and shared by all devices.
+#[pin_data]
+pub(crate) struct Settings {
+    /// The layout given at load time, which `SCULL_IOCRESET` restores.
+    initial: Layout,
+    #[pin]
+    current: Mutex<Layout>,
+}
+
+impl Settings {
+    /// Settings starting from `initial`.
+    pub(crate) fn new(layout: Layout) -> impl PinInit<Self> {
+        pin_init!(Self {
+            initial: layout,
+            current <- new_mutex!(layout, "Settings::current"),
+        })
+    }
+
+    /// The layout the next trim adopts.
+    pub(crate) fn current(&self) -> Layout {
+        *self.current.lock()
+    }
+
+    /// Goes back to the load-time layout.
+    pub(crate) fn reset(&self) {
+        *self.current.lock() = self.initial;
+    }
+
+    /// Replaces the layout with what `change` makes of it, unless it fails, and returns the
+    /// old layout. `change` runs under the lock, so that an exchange is atomic.
+    pub(crate) fn update<E>(
+        &self,
+        change: impl FnOnce(Layout) -> Result<Layout, E>,
+    ) -> Result<Layout, E> {
+        let mut current = self.current.lock();
+        let old = *current;
+        *current = change(old)?;
+        Ok(old)
+    }
+}
+
+impl Layout {
+    /// This layout with another quantum.
+    pub(crate) fn with_quantum(self, quantum: usize) -> Result<Self, LayoutError> {
+        Self::new(quantum, self.qset)
+    }
+
+    /// This layout with another quantum-set length.
+    pub(crate) fn with_qset(self, qset: usize) -> Result<Self, LayoutError> {
+        Self::new(self.quantum, qset)
+    }
+}
+
 /// A scull device: its memory behind a mutex.
 #[pin_data]
 pub(crate) struct ScullDev {
@@ -331,19 +386,33 @@ pub(crate) struct ScullDev {
     /// guard, so there is no code path that could allocate a quantum without holding it.
     #[pin]
     storage: Mutex<Storage>,
+    settings: Arc<Settings>,
 }
 
 impl ScullDev {
-    /// A new, empty device.
-    pub(crate) fn new(layout: Layout) -> impl PinInit<Self> {
+    /// A new, empty device that follows `settings` when trimmed.
+    pub(crate) fn new(settings: Arc<Settings>) -> impl PinInit<Self> {
+        let layout = settings.current();
         pin_init!(Self {
             storage <- new_mutex!(Storage::new(layout), "ScullDev::storage"),
+            settings,
         })
     }
 
     /// Locks the device's memory.
     pub(crate) fn lock(&self) -> MutexGuard<'_, Storage> {
         self.storage.lock()
+    }
+
+    /// Frees the device's memory; it adopts the current settings (LDD3's `scull_trim`).
+    pub(crate) fn trim(&self) {
+        let layout = self.settings.current();
+        self.lock().trim(layout);
+    }
+
+    /// The settings that the device follows.
+    pub(crate) fn settings(&self) -> &Settings {
+        &self.settings
     }
 }
 
