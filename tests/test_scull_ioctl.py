@@ -194,11 +194,14 @@ int main(int argc, char **argv)
 """
 
 
-def test_c_header_matches(fd, tmp_path):
+@pytest.mark.parametrize("bits", ["-m64", "-m32"])
+def test_c_header_matches(fd, tmp_path, bits):
+    """A C program built against scull_ioctl.h, as a 64-bit and as a 32-bit (compat) caller."""
     src = tmp_path / "scullctl.c"
     src.write_text(C_PROGRAM)
     exe = tmp_path / "scullctl"
-    subprocess.run(["cc", "-Wall", "-Werror", f"-I{REPO}", "-o", str(exe), str(src)], check=True)
+    subprocess.run(["cc", bits, "-Wall", "-Werror", f"-I{REPO}", "-o", str(exe), str(src)],
+                   check=True)
     out = subprocess.run([str(exe), dev(1)], capture_output=True, text=True, check=True).stdout
     assert out.split() == [str(QUANTUM), str(QUANTUM), str(QSET), "250"]
 
