@@ -231,7 +231,6 @@ impl Setting {
         }
     }
 
-    /// `layout` with this setting changed to `value` (a C `int`), if valid.
     /// `layout` with this setting changed to `value` (a C `int`); `EINVAL` when that is no
     /// valid layout, as for a load parameter.
     fn set(self, layout: Layout, value: c_int) -> Result<Layout> {

@@ -336,7 +336,7 @@ pub(crate) struct Settings {
 }
 
 impl Settings {
-    /// Settings starting from `initial`.
+    /// Settings that start from, and reset to, `layout`.
     pub(crate) fn new(layout: Layout) -> impl PinInit<Self> {
         pin_init!(Self {
             initial: layout,
