@@ -9,6 +9,7 @@
 //! memory is laid out and locked, and `chrdev.rs` for the char-device plumbing.
 
 mod chrdev;
+mod procfs;
 mod scull_mutex;
 
 use chrdev::{
@@ -38,6 +39,10 @@ use kernel::{
         IovIterSource, //
     },
     prelude::*,
+    seq_file::{
+        seq_print,
+        SeqFile, //
+    },
     sync::{
         Arc,
         ArcBorrow, //
@@ -47,11 +52,17 @@ use kernel::{
         UserSlice, //
     }, //
 };
+use procfs::{
+    ProcFile,
+    ShowAll,
+    ShowRecords, //
+};
 use scull_mutex::{
     Layout,
     LayoutError,
     ScullDev,
     Settings,
+    Usage,
     MAX_QSET,
     MAX_QUANTUM, //
 };
@@ -162,6 +173,9 @@ impl Config {
 }
 
 struct ScullModule {
+    // Fields drop in declaration order: the views go first, the device numbers last.
+    _scullmem: ProcFile<MemoryView>,
+    _scullseq: ProcFile<MemoryView>,
     _devices: Pin<KBox<Registration<Scull>>>,
     // Dropped after the registration, as fields drop in declaration order.
     _region: Region,
@@ -173,13 +187,16 @@ impl kernel::Module for ScullModule {
         let region = Region::new(c"scull", config.major, config.first_minor, config.nr_devs)?;
         let settings = Arc::pin_init(Settings::new(config.layout), GFP_KERNEL)?;
         let mut devices = KVec::with_capacity(config.nr_devs as usize, GFP_KERNEL)?;
+        let mut viewed = KVec::with_capacity(config.nr_devs as usize, GFP_KERNEL)?;
         for _ in 0..config.nr_devs {
-            devices.push(
-                Arc::pin_init(ScullDev::new(settings.clone()), GFP_KERNEL)?,
-                GFP_KERNEL,
-            )?;
+            let device = Arc::pin_init(ScullDev::new(settings.clone()), GFP_KERNEL)?;
+            viewed.push(device.clone(), GFP_KERNEL)?;
+            devices.push(device, GFP_KERNEL)?;
         }
         let devices = KBox::pin_init(Registration::new(&region, 0, devices), GFP_KERNEL)?;
+        let view = Arc::new(MemoryView { devices: viewed }, GFP_KERNEL)?;
+        let scullmem = ProcFile::single(c"scullmem", view.clone())?;
+        let scullseq = ProcFile::records(c"scullseq", view)?;
         pr_info!(
             "major {}, minors {}..{}, quantum {}, qset {}\n",
             region.major(),
@@ -189,9 +206,105 @@ impl kernel::Module for ScullModule {
             config.layout.qset()
         );
         Ok(Self {
+            _scullmem: scullmem,
+            _scullseq: scullseq,
             _devices: devices,
             _region: region,
         })
+    }
+}
+
+/// What `/proc/scullmem` and `/proc/scullseq` show: LDD3's view of each device (its layout,
+/// size, quantum sets and quanta), with the memory it costs and a line of totals.
+///
+/// Each device's numbers are read under its lock, which is held for nothing else (no user
+/// copy happens under it): a device line is always consistent, and writers wait for at most
+/// the count of its quantum sets.
+struct MemoryView {
+    devices: KVec<Arc<ScullDev>>,
+}
+
+/// Sums over the devices.
+#[derive(Default)]
+struct Totals {
+    devices: usize,
+    size: u64,
+    allocated: u64,
+    qsets: usize,
+    quanta: usize,
+}
+
+impl Totals {
+    fn add(&mut self, usage: &Usage) {
+        self.devices += 1;
+        self.size = self.size.saturating_add(usage.size);
+        self.allocated = self.allocated.saturating_add(usage.allocated);
+        self.qsets = self.qsets.saturating_add(usage.qsets);
+        self.quanta = self.quanta.saturating_add(usage.quanta);
+    }
+
+    fn show(&self, m: &SeqFile) {
+        seq_print!(
+            m,
+            "total: devices={} size={} allocated={} qsets={} quanta={}\n",
+            self.devices,
+            self.size,
+            self.allocated,
+            self.qsets,
+            self.quanta
+        );
+    }
+}
+
+impl MemoryView {
+    /// Shows device `index`, if there is one, and returns what it showed.
+    fn show_device(&self, index: usize, m: &SeqFile) -> Option<Usage> {
+        let usage = self.devices.get(index)?.lock().usage();
+        seq_print!(
+            m,
+            "scull{index}: quantum={} qset={} size={} allocated={} qsets={} quanta={}\n",
+            usage.layout.quantum(),
+            usage.layout.qset(),
+            usage.size,
+            usage.allocated,
+            usage.qsets,
+            usage.quanta
+        );
+        Some(usage)
+    }
+}
+
+/// `/proc/scullmem`: all in one go, so the totals are exactly the sum of the lines above them.
+impl ShowAll for MemoryView {
+    fn show(&self, m: &SeqFile) {
+        let mut totals = Totals::default();
+        for index in 0..self.devices.len() {
+            if let Some(usage) = self.show_device(index, m) {
+                totals.add(&usage);
+            }
+        }
+        totals.show(m);
+    }
+}
+
+/// `/proc/scullseq`: one record per device, then one for the totals. `seq_file` may return to
+/// user space between records, so the totals are a snapshot of their own, taken when their
+/// record is shown: with writers running they can differ from the sum of the lines above.
+impl ShowRecords for MemoryView {
+    fn records(&self) -> usize {
+        self.devices.len() + 1
+    }
+
+    fn show_record(&self, index: usize, m: &SeqFile) {
+        if index < self.devices.len() {
+            self.show_device(index, m);
+        } else if index == self.devices.len() {
+            let mut totals = Totals::default();
+            for device in &self.devices {
+                totals.add(&device.lock().usage());
+            }
+            totals.show(m);
+        }
     }
 }
 

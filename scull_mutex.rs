@@ -161,6 +161,9 @@ pub(crate) struct Usage {
     pub(crate) qsets: usize,
     /// Quanta allocated.
     pub(crate) quanta: usize,
+    /// Bytes of memory asked for: the quanta, whether full or not, and the arrays that index
+    /// them (allocator rounding not included).
+    pub(crate) allocated: u64,
 }
 
 impl Storage {
@@ -186,11 +189,17 @@ impl Storage {
 
     /// What the device holds.
     pub(crate) fn usage(&self) -> Usage {
+        let qsets = self.qsets.iter().flatten().count();
+        // No product overflows `u64`: each one is memory that was actually allocated.
+        let bytes = |count: usize, size: usize| count as u64 * size as u64;
         Usage {
             layout: self.layout,
             size: self.size,
-            qsets: self.qsets.iter().flatten().count(),
+            qsets,
             quanta: self.quanta,
+            allocated: bytes(self.quanta, self.layout.quantum)
+                + bytes(qsets, self.layout.qset * size_of::<Option<Quantum>>())
+                + bytes(self.qsets.capacity(), size_of::<Option<QuantumSet>>()),
         }
     }
 
