@@ -5,6 +5,7 @@
 #   make                 build scull.ko and complete.ko against KDIR
 #   make check           everything: setup, build, lint, tests in a VM (what CI runs)
 #   make demo            boot a VM and run the README's examples
+#   make bench           scull against tmpfs on a non-debug kernel (table, JSON, PNG in bench/)
 #   make vm              interactive shell in a VM; VM_CMD='...' runs a command instead
 #   make lint            rustfmt check and a CLIPPY=1 build with warnings as errors
 #   make rust-analyzer   write rust-project.json for editors
@@ -46,7 +47,7 @@ KMAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) $(if $(LLVM),LLVM=$(LLVM))
 RUST_SOURCES := $(wildcard *.rs tests/checker/*.rs)
 VM := scripts/vm
 
-.PHONY: all modules clean check test lint fmt rust-analyzer vm demo setup check-checker
+.PHONY: all modules clean check test lint fmt rust-analyzer vm demo setup check-checker bench
 
 all: modules
 
@@ -90,6 +91,10 @@ fmt:
 rust-analyzer:
 	$(KMAKE) $(if $(RUST_LIB_SRC),RUST_LIB_SRC=$(RUST_LIB_SRC)) $(if $(BINDGEN),BINDGEN=$(BINDGEN)) \
 		rust-analyzer
+
+# Builds (once) and boots the bench kernel; BENCH_ARGS go to scripts/bench-guest.
+bench:
+	scripts/bench $(BENCH_ARGS)
 
 vm: modules
 ifdef VM_CMD

@@ -13,13 +13,20 @@
 //!   `register_chrdev_region`), shown under its name in `/proc/devices`.
 //! - [`Registration`] serves some of those numbers with the file operations of an
 //!   [`Operations`] implementation, one shared [`Operations::Device`] per minor.
+//! - [`new_buffer_from_iter`] fills fresh driver memory from a `write` without zeroing it
+//!   first, as C drivers do with `kmalloc` and `copy_from_user`.
 
 use core::{
     marker::PhantomData,
+    mem::MaybeUninit,
     ptr, //
 };
 
 use kernel::{
+    alloc::{
+        Flags,
+        KVVec, //
+    },
     bindings,
     container_of,
     error::{
@@ -524,4 +531,37 @@ impl<T: Operations> Vtable<T> {
 pub(crate) fn capable_sys_admin() -> bool {
     // SAFETY: `capable` may be called from any task context with any capability number.
     unsafe { bindings::capable(bindings::CAP_SYS_ADMIN as c_int) }
+}
+
+/// A new buffer of `size` bytes holding `len` bytes copied from `iov` at offset `at`, and
+/// zeros everywhere else.
+///
+/// The bytes the copy fills are never zeroed first: for a driver that allocates its memory as
+/// it is written, zeroing it and then overwriting it would be a second pass over every byte.
+/// Returns the buffer and how many bytes were copied, fewer than `len` when user memory
+/// faulted; the bytes left uncopied are zero too. `EINVAL` when `at + len` exceeds `size`.
+pub(crate) fn new_buffer_from_iter(
+    iov: &mut IovIterSource<'_>,
+    size: usize,
+    at: usize,
+    len: usize,
+    flags: Flags,
+) -> Result<(KVVec<u8>, usize)> {
+    let end = at
+        .checked_add(len)
+        .filter(|&end| end <= size)
+        .ok_or(EINVAL)?;
+    let mut buffer = KVVec::with_capacity(size, flags)?;
+    let memory = buffer.spare_capacity_mut().get_mut(..size).ok_or(ENOMEM)?;
+    let (head, rest) = memory.split_at_mut(at);
+    let (middle, tail) = rest.split_at_mut(end - at);
+    let copied = iov.copy_from_iter_raw(middle).len();
+    let zero = MaybeUninit::new(0);
+    head.fill(zero);
+    middle[copied..].fill(zero);
+    tail.fill(zero);
+    // SAFETY: the buffer is empty and its first `size` bytes of capacity were all initialised
+    // above: `head`, `middle` (the copy, then zeros) and `tail` cover them.
+    unsafe { buffer.inc_len(size) };
+    Ok((buffer, copied))
 }

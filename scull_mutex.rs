@@ -40,7 +40,7 @@ pub(crate) const MAX_DEVICE_SIZE: u64 = 1 << 40;
 
 /// Flags for allocations driven by user input: charged to the writer's memory cgroup, and
 /// failing quietly with `ENOMEM` instead of warning, whatever size user space asks for.
-fn gfp() -> Flags {
+pub(crate) fn gfp() -> Flags {
     GFP_KERNEL_ACCOUNT | __GFP_NOWARN
 }
 
@@ -134,11 +134,42 @@ impl Layout {
     }
 }
 
-/// One quantum: `quantum` bytes, zeroed when allocated.
-type Quantum = KVVec<u8>;
+/// One quantum: `quantum` bytes, zero where never written.
+pub(crate) type Quantum = KVVec<u8>;
 
 /// One quantum set: `qset` slots for quanta, allocated on first use.
 type QuantumSet = KVVec<Option<Quantum>>;
+
+/// Where the data of a [`Storage::write`] comes from.
+///
+/// Any `FnMut(&mut [u8]) -> usize` is one: it fills the start of the slice it is given and
+/// returns how many bytes it filled.
+pub(crate) trait WriteSource {
+    /// Fills the start of `out` and returns how many bytes it filled; fewer than `out.len()`
+    /// when the source failed (a fault in user memory).
+    fn fill(&mut self, out: &mut [u8]) -> usize;
+
+    /// A new quantum of `size` bytes whose `len` bytes at `at` are filled as by
+    /// [`WriteSource::fill`] and whose other bytes are zero, with the count filled.
+    ///
+    /// This default zeroes the whole quantum first; a source that can copy into uninitialised
+    /// memory saves that pass over the bytes it fills.
+    fn fill_new(&mut self, size: usize, at: usize, len: usize) -> Result<(Quantum, usize)> {
+        let mut quantum = Quantum::from_elem(0, size, gfp())?;
+        let out = at
+            .checked_add(len)
+            .and_then(|end| quantum.get_mut(at..end))
+            .ok_or(EINVAL)?;
+        let filled = self.fill(out);
+        Ok((quantum, filled))
+    }
+}
+
+impl<F: FnMut(&mut [u8]) -> usize> WriteSource for F {
+    fn fill(&mut self, out: &mut [u8]) -> usize {
+        self(out)
+    }
+}
 
 /// The memory of one scull device.
 pub(crate) struct Storage {
@@ -177,7 +208,8 @@ impl Storage {
         }
     }
 
-    /// The device's layout.
+    /// The device's layout. Only the KUnit tests need it; the driver reads it from [`Usage`].
+    #[cfg(CONFIG_KUNIT = "y")]
     pub(crate) fn layout(&self) -> Layout {
         self.layout
     }
@@ -246,15 +278,15 @@ impl Storage {
 
     /// Copies up to `len` bytes from `source` to offset `pos`, allocating memory as needed.
     ///
-    /// `source` fills consecutive pieces and returns how much of each it filled; filling less
-    /// ends the copy. Returns the bytes written. Errors only when nothing was written: `EFBIG`
+    /// `source` fills consecutive pieces (or new quanta) and says how much of each it filled;
+    /// filling less ends the copy. Returns the bytes written. Errors only when nothing was written: `EFBIG`
     /// for `pos` at or past [`Layout::max_size`], `ENOMEM` when memory ran out, `EFAULT` when
     /// the source failed. Writes stop at the maximum size, as they do at a file's size limit.
     pub(crate) fn write(
         &mut self,
         pos: u64,
         len: usize,
-        mut source: impl FnMut(&mut [u8]) -> usize,
+        mut source: impl WriteSource,
     ) -> Result<usize> {
         if len == 0 {
             return Ok(0);
@@ -273,14 +305,28 @@ impl Storage {
                 break;
             };
             let want = (len - done).min(self.layout.quantum - at.offset);
-            let quantum = match self.quantum_mut(at) {
-                Ok(quantum) => quantum,
+            let quantum_size = self.layout.quantum;
+            let slot = match self.slot_mut(at) {
+                Ok(slot) => slot,
                 Err(err) => {
                     failure = err;
                     break;
                 }
             };
-            let filled = source(&mut quantum[at.offset..at.offset + want]);
+            let filled = match slot {
+                Some(quantum) => source.fill(&mut quantum[at.offset..at.offset + want]),
+                None => match source.fill_new(quantum_size, at.offset, want) {
+                    Ok((quantum, filled)) => {
+                        *slot = Some(quantum);
+                        self.quanta += 1;
+                        filled
+                    }
+                    Err(err) => {
+                        failure = err;
+                        break;
+                    }
+                },
+            };
             done += filled;
             // `pos + done` stays within `max_size`, which fits in `u64`.
             self.size = self.size.max(pos + done as u64);
@@ -304,8 +350,8 @@ impl Storage {
         self.qsets.get(at.qset)?.as_ref()?.get(at.quantum)?.as_ref()
     }
 
-    /// The quantum at `at`, allocated (zeroed) on first use, with its quantum set.
-    fn quantum_mut(&mut self, at: Location) -> Result<&mut Quantum> {
+    /// The slot of the quantum at `at`, with its quantum set allocated.
+    fn slot_mut(&mut self, at: Location) -> Result<&mut Option<Quantum>> {
         if at.qset >= self.qsets.len() {
             let missing = at.qset + 1 - self.qsets.len();
             self.qsets.reserve(missing, gfp())?;
@@ -322,15 +368,9 @@ impl Storage {
             }
             *qset = Some(slots);
         }
-        let slot = qset
-            .as_mut()
+        qset.as_mut()
             .and_then(|slots| slots.get_mut(at.quantum))
-            .ok_or(EINVAL)?;
-        if slot.is_none() {
-            *slot = Some(Quantum::from_elem(0, layout.quantum, gfp())?);
-            self.quanta += 1;
-        }
-        slot.as_mut().ok_or(EINVAL)
+            .ok_or(EINVAL)
     }
 }
 
@@ -432,7 +472,7 @@ mod tests {
     /// Writes `data` at `pos` in one call.
     fn put(storage: &mut Storage, pos: u64, data: &[u8]) -> Result<usize> {
         let mut from = data;
-        storage.write(pos, data.len(), |piece| {
+        storage.write(pos, data.len(), |piece: &mut [u8]| {
             let n = piece.len().min(from.len());
             piece[..n].copy_from_slice(&from[..n]);
             from = &from[n..];
@@ -548,10 +588,10 @@ mod tests {
     #[test]
     fn faults_give_short_counts_or_efault() -> Result {
         let mut storage = Storage::new(Layout::new(4, 2).map_err(|_| EINVAL)?);
-        assert_eq!(storage.write(0, 10, |_| 0), Err(EFAULT));
+        assert_eq!(storage.write(0, 10, |_: &mut [u8]| 0), Err(EFAULT));
         assert_eq!(storage.size(), 0);
         let mut budget = 6;
-        let written = storage.write(0, 10, |piece| {
+        let written = storage.write(0, 10, |piece: &mut [u8]| {
             let n = piece.len().min(budget);
             budget -= n;
             n
