@@ -41,7 +41,8 @@ use kernel::{
     },
     fs::{
         File,
-        Kiocb, //
+        Kiocb,
+        LocalFile, //
     },
     iov::{
         IovIterDest,
@@ -49,7 +50,10 @@ use kernel::{
     },
     module::this_module,
     prelude::*,
-    sync::Arc,
+    sync::{
+        poll::PollTable,
+        Arc, //
+    },
     types::{
         ForeignOwnable,
         Opaque, //
@@ -209,6 +213,28 @@ pub(crate) trait Operations: Sized {
         _cmd: u32,
         _arg: usize,
     ) -> Result<isize> {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Registers the wait queues `poll(2)` should sleep on in `table` and returns the events
+    /// ready now (`POLLIN`, `POLLOUT`...). An error reports `POLLERR`.
+    fn poll(
+        _this: <Self::Ptr as ForeignOwnable>::Borrowed<'_>,
+        _file: &File,
+        _table: &PollTable<'_>,
+    ) -> Result<u32> {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Adds the file to (`on`) or removes it from the device's [`FasyncQueue`]: `fcntl(2)`'s
+    /// `FASYNC` flag. The kernel also calls it with `on == false` before the file's last
+    /// `release` if the flag is still set, so a file never stays on a queue.
+    fn fasync(
+        _this: <Self::Ptr as ForeignOwnable>::Borrowed<'_>,
+        _file: &File,
+        _fd: i32,
+        _on: bool,
+    ) -> Result {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 }
@@ -488,6 +514,37 @@ impl<T: Operations> Vtable<T> {
         }
     }
 
+    /// # Safety
+    ///
+    /// `file` must be a file opened by [`Self::open`]; `table` null or a valid poll table.
+    unsafe extern "C" fn poll(
+        file: *mut bindings::file,
+        table: *mut bindings::poll_table,
+    ) -> bindings::__poll_t {
+        // SAFETY: the private data is a `T::Ptr` until `release`.
+        let this = unsafe { T::Ptr::borrow((*file).private_data) };
+        // SAFETY: `file` is valid during the call and no `fdget_pos` region is active on it.
+        let file_ref = unsafe { File::from_raw_file(file) };
+        // SAFETY: the caller passes a null or valid table, valid for the call.
+        let table = unsafe { PollTable::from_raw(table) };
+        T::poll(this, file_ref, &table).unwrap_or(bindings::POLLERR)
+    }
+
+    /// # Safety
+    ///
+    /// `file` must be a file opened by [`Self::open`], not yet released.
+    unsafe extern "C" fn fasync(fd: c_int, file: *mut bindings::file, on: c_int) -> c_int {
+        // SAFETY: the private data is a `T::Ptr` until `release`, which comes after the
+        // kernel's last call here.
+        let this = unsafe { T::Ptr::borrow((*file).private_data) };
+        // SAFETY: `file` is valid during the call and no `fdget_pos` region is active on it.
+        let file_ref = unsafe { File::from_raw_file(file) };
+        match T::fasync(this, file_ref, fd, on != 0) {
+            Ok(()) => 0,
+            Err(err) => err.to_errno(),
+        }
+    }
+
     const VTABLE: bindings::file_operations = bindings::file_operations {
         owner: this_module::<T::OwnerModule>().as_ptr(),
         open: Some(Self::open),
@@ -518,6 +575,12 @@ impl<T: Operations> Vtable<T> {
         } else {
             None
         },
+        poll: if T::HAS_POLL { Some(Self::poll) } else { None },
+        fasync: if T::HAS_FASYNC {
+            Some(Self::fasync)
+        } else {
+            None
+        },
         ..pin_init::zeroed()
     };
 
@@ -526,11 +589,118 @@ impl<T: Operations> Vtable<T> {
     }
 }
 
+/// The file an I/O request is on, for its flags (`O_NONBLOCK`).
+///
+/// A [`LocalFile`], not a [`File`]: `read(2)` and `write(2)` reach a char device inside an
+/// `fdget_pos` region that takes no lock (char devices have no `FMODE_ATOMIC_POS`).
+pub(crate) fn kiocb_file<'a, T: ForeignOwnable>(kiocb: &Kiocb<'a, T>) -> &'a LocalFile {
+    // SAFETY: a `Kiocb<'a, _>` is a request in progress for `'a`, whose file is valid and
+    // referenced meanwhile; an unlocked `fdget_pos` region on it can only be the system call
+    // this thread is making.
+    unsafe { LocalFile::from_raw_file((*kiocb.as_raw()).ki_filp) }
+}
+
 /// Whether the current task may administer the system (`capable(CAP_SYS_ADMIN)`), which
 /// LDD3's scull requires for changing its settings.
 pub(crate) fn capable_sys_admin() -> bool {
     // SAFETY: `capable` may be called from any task context with any capability number.
     unsafe { bindings::capable(bindings::CAP_SYS_ADMIN as c_int) }
+}
+
+/// Whether the current task may bypass file permission checks
+/// (`capable(CAP_DAC_OVERRIDE)`), which lets it into LDD3's `sculluid` whoever holds it.
+pub(crate) fn capable_dac_override() -> bool {
+    // SAFETY: as in `capable_sys_admin`.
+    unsafe { bindings::capable(bindings::CAP_DAC_OVERRIDE as c_int) }
+}
+
+/// The files that asked for `SIGIO` on a device (C's `struct fasync_struct *` list head).
+///
+/// # Invariants
+///
+/// `head` is null or the head of a list that only `fasync_helper` and `kill_fasync` touch.
+pub(crate) struct FasyncQueue {
+    head: Opaque<*mut bindings::fasync_struct>,
+}
+
+// SAFETY: `fasync_helper` serialises changes to the list with its own locks, and
+// `kill_fasync` reads it under RCU: both may be called from any thread.
+unsafe impl Send for FasyncQueue {}
+
+// SAFETY: as for `Send`.
+unsafe impl Sync for FasyncQueue {}
+
+impl FasyncQueue {
+    /// An empty queue.
+    pub(crate) fn new() -> Self {
+        // INVARIANT: an empty list.
+        Self {
+            head: Opaque::new(ptr::null_mut()),
+        }
+    }
+
+    /// Adds `file` (whose descriptor is `fd`) to the queue, or removes it: what
+    /// [`Operations::fasync`] is asked.
+    pub(crate) fn update(&self, file: &File, fd: i32, on: bool) -> Result {
+        // SAFETY: `file` is a live file, and `head` is a list head as the invariants say.
+        let ret =
+            unsafe { bindings::fasync_helper(fd, file.as_ptr(), c_int::from(on), self.head.get()) };
+        to_result(ret)
+    }
+
+    /// Sends `SIGIO` (band `POLL_IN`: new data to read) to the owner of every file on the queue.
+    pub(crate) fn signal_input(&self) {
+        // SAFETY: `head` is a list head as the invariants say.
+        unsafe {
+            bindings::kill_fasync(
+                self.head.get(),
+                bindings::SIGIO as c_int,
+                bindings::POLL_IN as c_int,
+            )
+        };
+    }
+}
+
+impl Drop for FasyncQueue {
+    fn drop(&mut self) {
+        // Every file leaves the queue before its release (see `Operations::fasync`), and the
+        // device outlives its open files, so nothing is left to free here.
+        // SAFETY: `&mut self`: nobody else reads the head now.
+        let empty = unsafe { (*self.head.get()).is_null() };
+        if !empty {
+            pr_err!("fasync queue dropped with files still on it\n");
+        }
+    }
+}
+
+/// C's `struct tty_struct`, only ever handled through pointers.
+#[repr(C)]
+struct TtyStruct {
+    _opaque: [u8; 0],
+}
+
+// Prototypes from `include/linux/tty.h`, which 7.3's bindings leave out; all three are
+// exported to modules. `get_current_tty` returns a counted reference.
+unsafe extern "C" {
+    fn get_current_tty() -> *mut TtyStruct;
+    fn tty_devnum(tty: *mut TtyStruct) -> bindings::dev_t;
+    fn tty_kref_put(tty: *mut TtyStruct);
+}
+
+/// The device number of the current process's controlling terminal, if it has one.
+pub(crate) fn current_tty_devnum() -> Option<u32> {
+    // SAFETY: callable from any task; returns null or a reference we must put.
+    let tty = unsafe { get_current_tty() };
+    if tty.is_null() {
+        return None;
+    }
+    // SAFETY: `tty` is a live tty: we hold a reference, given back right after.
+    let devnum = unsafe {
+        let devnum = tty_devnum(tty);
+        tty_kref_put(tty);
+        devnum
+    };
+    Some(devnum)
 }
 
 /// A new buffer of `size` bytes holding `len` bytes copied from `iov` at offset `at`, and

@@ -10,7 +10,9 @@
 
 mod chrdev;
 mod procfs;
+mod scull_access;
 mod scull_mutex;
+mod scull_pipe;
 
 use chrdev::{
     capable_sys_admin,
@@ -22,6 +24,7 @@ use chrdev::{
     MAX_MAJOR,
     MAX_MINOR, //
 };
+use core::marker::PhantomData;
 use kernel::{
     ffi::c_int,
     fs::{
@@ -58,6 +61,13 @@ use procfs::{
     ShowAll,
     ShowRecords, //
 };
+use scull_access::{
+    Guarded,
+    OneUser,
+    PerTerminal,
+    Policy,
+    Single, //
+};
 use scull_mutex::{
     gfp as quantum_gfp,
     Layout,
@@ -69,6 +79,11 @@ use scull_mutex::{
     WriteSource,
     MAX_QSET,
     MAX_QUANTUM, //
+};
+use scull_pipe::{
+    PipeDev,
+    ScullPipe,
+    MAX_PIPE_BUFFER, //
 };
 
 module! {
@@ -98,11 +113,25 @@ module! {
             default: 1000,
             description: "Quanta per quantum set",
         },
+        scull_p_nr_devs: i32 {
+            default: 4,
+            description: "Number of scullpipe devices",
+        },
+        scull_p_buffer: i32 {
+            default: 4000,
+            description: "Bytes each scullpipe device buffers",
+        },
     },
 }
 
 /// Most devices one module instance offers: enough to experiment, small enough to stay sane.
 const MAX_DEVICES: u32 = 1024;
+
+/// Most scullpipe devices.
+const MAX_PIPES: u32 = 64;
+
+/// `scullsingle`, `sculluid`, `scullwuid` and `scullpriv`, after the pipes, as in LDD3.
+const ACCESS_DEVICES: u32 = 4;
 
 /// The module parameters, checked.
 struct Config {
@@ -110,6 +139,8 @@ struct Config {
     first_minor: u32,
     nr_devs: u32,
     layout: Layout,
+    pipes: u32,
+    pipe_buffer: usize,
 }
 
 /// `value` of parameter `name` if it lies in `min..=max`; otherwise says why and fails.
@@ -167,11 +198,34 @@ impl Config {
             }
             EINVAL
         })?;
+        let pipes = checked_param(
+            "scull_p_nr_devs",
+            module_parameters::scull_p_nr_devs.value(),
+            1,
+            MAX_PIPES,
+        )?;
+        let pipe_buffer = checked_param(
+            "scull_p_buffer",
+            module_parameters::scull_p_buffer.value(),
+            1,
+            MAX_PIPE_BUFFER as u32,
+        )?;
+        // All the minors, scull's, the pipes' and the access devices', must exist.
+        if first_minor + nr_devs + pipes + ACCESS_DEVICES - 1 > MAX_MINOR {
+            pr_err!(
+                "scull_minor={first_minor}: minors up to {} are needed, past the largest, \
+                 {MAX_MINOR}\n",
+                first_minor + nr_devs + pipes + ACCESS_DEVICES - 1
+            );
+            return Err(EINVAL);
+        }
         Ok(Self {
             major,
             first_minor,
             nr_devs,
             layout,
+            pipes,
+            pipe_buffer: pipe_buffer as usize,
         })
     }
 }
@@ -181,14 +235,30 @@ struct ScullModule {
     _scullmem: ProcFile<MemoryView>,
     _scullseq: ProcFile<MemoryView>,
     _devices: Pin<KBox<Registration<Scull>>>,
-    // Dropped after the registration, as fields drop in declaration order.
+    _pipes: Pin<KBox<Registration<ScullPipe>>>,
+    _single: Pin<KBox<Registration<Access<Single>>>>,
+    _uid: Pin<KBox<Registration<Access<OneUser<false>>>>>,
+    _wuid: Pin<KBox<Registration<Access<OneUser<true>>>>>,
+    _priv: Pin<KBox<Registration<ScullPriv>>>,
     _region: Region,
+}
+
+/// Serves minor `index` of `region` with `T`'s operations on `device`.
+fn register_one<T: Operations>(
+    region: &Region,
+    index: u32,
+    device: Arc<T::Device>,
+) -> Result<Pin<KBox<Registration<T>>>> {
+    let mut devices = KVec::with_capacity(1, GFP_KERNEL)?;
+    devices.push(device, GFP_KERNEL)?;
+    KBox::pin_init(Registration::new(region, index, devices), GFP_KERNEL)
 }
 
 impl kernel::Module for ScullModule {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         let config = Config::from_params()?;
-        let region = Region::new(c"scull", config.major, config.first_minor, config.nr_devs)?;
+        let minors = config.nr_devs + config.pipes + ACCESS_DEVICES;
+        let region = Region::new(c"scull", config.major, config.first_minor, minors)?;
         let settings = Arc::pin_init(Settings::new(config.layout), GFP_KERNEL)?;
         let mut devices = KVec::with_capacity(config.nr_devs as usize, GFP_KERNEL)?;
         let mut viewed = KVec::with_capacity(config.nr_devs as usize, GFP_KERNEL)?;
@@ -198,21 +268,62 @@ impl kernel::Module for ScullModule {
             devices.push(device, GFP_KERNEL)?;
         }
         let devices = KBox::pin_init(Registration::new(&region, 0, devices), GFP_KERNEL)?;
+        let mut pipes = KVec::with_capacity(config.pipes as usize, GFP_KERNEL)?;
+        for _ in 0..config.pipes {
+            pipes.push(
+                Arc::pin_init(PipeDev::new(config.pipe_buffer)?, GFP_KERNEL)?,
+                GFP_KERNEL,
+            )?;
+        }
+        let pipes = KBox::pin_init(
+            Registration::new(&region, config.nr_devs, pipes),
+            GFP_KERNEL,
+        )?;
+        let access = config.nr_devs + config.pipes;
+        let single = register_one(
+            &region,
+            access,
+            Arc::pin_init(Guarded::new(settings.clone(), Single::new()), GFP_KERNEL)?,
+        )?;
+        let uid = register_one(
+            &region,
+            access + 1,
+            Arc::pin_init(Guarded::new(settings.clone(), OneUser::new()), GFP_KERNEL)?,
+        )?;
+        let wuid = register_one(
+            &region,
+            access + 2,
+            Arc::pin_init(Guarded::new(settings.clone(), OneUser::new()), GFP_KERNEL)?,
+        )?;
+        let private = register_one(
+            &region,
+            access + 3,
+            Arc::pin_init(PerTerminal::new(settings.clone()), GFP_KERNEL)?,
+        )?;
         let view = Arc::new(MemoryView { devices: viewed }, GFP_KERNEL)?;
         let scullmem = ProcFile::single(c"scullmem", view.clone())?;
         let scullseq = ProcFile::records(c"scullseq", view)?;
         pr_info!(
-            "major {}, minors {}..{}, quantum {}, qset {}\n",
+            "major {}, minors {}..{}: {} scull (quantum {}, qset {}), {} scullpipe ({} bytes), \
+             scullsingle, sculluid, scullwuid, scullpriv\n",
             region.major(),
             region.first_minor(),
-            region.first_minor() + config.nr_devs,
+            region.first_minor() + minors,
+            config.nr_devs,
             config.layout.quantum(),
-            config.layout.qset()
+            config.layout.qset(),
+            config.pipes,
+            config.pipe_buffer
         );
         Ok(Self {
             _scullmem: scullmem,
             _scullseq: scullseq,
             _devices: devices,
+            _pipes: pipes,
+            _single: single,
+            _uid: uid,
+            _wuid: wuid,
+            _priv: private,
             _region: region,
         })
     }
@@ -486,38 +597,67 @@ fn advance(pos: u64, count: usize) -> Result<i64> {
         .ok_or(EOVERFLOW)
 }
 
+/// Opening a scull device: LDD3 starts the device afresh when it is opened for writing only,
+/// as `>` does for a file.
+fn scull_open(device: &ScullDev, file: &File) {
+    if file.flags() & flags::O_ACCMODE == flags::O_WRONLY {
+        device.trim();
+    }
+}
+
+/// `read(2)` on a scull device, from `*pos`, which it advances.
+fn scull_read(device: &ScullDev, pos: &mut i64, iov: &mut IovIterDest<'_>) -> Result<usize> {
+    let start = u64::try_from(*pos).map_err(|_| EINVAL)?;
+    let count = device
+        .lock()
+        .read(start, iov.len(), |piece| iov.copy_to_iter(piece))?;
+    *pos = advance(start, count)?;
+    Ok(count)
+}
+
+/// `write(2)` on a scull device, at `*pos`, which it advances.
+fn scull_write(device: &ScullDev, pos: &mut i64, iov: &mut IovIterSource<'_>) -> Result<usize> {
+    let start = u64::try_from(*pos).map_err(|_| EINVAL)?;
+    let count = device.lock().write(start, iov.len(), UserData(iov))?;
+    *pos = advance(start, count)?;
+    Ok(count)
+}
+
+/// `lseek(2)` on a scull device: the new position, from the current one `pos`.
+fn scull_llseek(device: &ScullDev, pos: i64, offset: i64, whence: Whence) -> Result<i64> {
+    let base = match whence {
+        Whence::Set => 0,
+        Whence::Cur => pos,
+        // The size never exceeds `MAX_DEVICE_SIZE`, far below `i64::MAX`.
+        Whence::End => i64::try_from(device.lock().size()).map_err(|_| EOVERFLOW)?,
+    };
+    match base.checked_add(offset) {
+        Some(new) if new >= 0 => Ok(new),
+        _ => Err(EINVAL),
+    }
+}
+
 #[vtable]
 impl Operations for Scull {
     type Device = ScullDev;
     type Ptr = Arc<ScullDev>;
 
     fn open(device: &Arc<ScullDev>, file: &File) -> Result<Arc<ScullDev>> {
-        // LDD3: opening for writing only starts the device afresh, as `>` does for a file.
-        if file.flags() & flags::O_ACCMODE == flags::O_WRONLY {
-            device.trim();
-        }
+        scull_open(device, file);
         Ok(device.clone())
     }
 
     fn read_iter(mut kiocb: Kiocb<'_, Arc<ScullDev>>, iov: &mut IovIterDest<'_>) -> Result<usize> {
-        let pos = u64::try_from(kiocb.ki_pos()).map_err(|_| EINVAL)?;
         let device = kiocb.file();
-        let count = device
-            .lock()
-            .read(pos, iov.len(), |piece| iov.copy_to_iter(piece))?;
-        *kiocb.ki_pos_mut() = advance(pos, count)?;
-        Ok(count)
+        scull_read(&device, kiocb.ki_pos_mut(), iov)
     }
 
     fn write_iter(
         mut kiocb: Kiocb<'_, Arc<ScullDev>>,
         iov: &mut IovIterSource<'_>,
     ) -> Result<usize> {
-        let pos = u64::try_from(kiocb.ki_pos()).map_err(|_| EINVAL)?;
         let device = kiocb.file();
-        let count = device.lock().write(pos, iov.len(), UserData(iov))?;
-        *kiocb.ki_pos_mut() = advance(pos, count)?;
-        Ok(count)
+        scull_write(&device, kiocb.ki_pos_mut(), iov)
     }
 
     fn llseek(
@@ -526,16 +666,102 @@ impl Operations for Scull {
         offset: i64,
         whence: Whence,
     ) -> Result<i64> {
-        let base = match whence {
-            Whence::Set => 0,
-            Whence::Cur => pos,
-            // The size never exceeds `MAX_DEVICE_SIZE`, far below `i64::MAX`.
-            Whence::End => i64::try_from(device.lock().size()).map_err(|_| EOVERFLOW)?,
-        };
-        match base.checked_add(offset) {
-            Some(new) if new >= 0 => Ok(new),
-            _ => Err(EINVAL),
-        }
+        scull_llseek(&device, pos, offset, whence)
+    }
+
+    fn ioctl(device: ArcBorrow<'_, ScullDev>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
+        scull_ioctl(device.settings(), cmd, arg)
+    }
+}
+
+/// The file operations of `scullsingle`, `sculluid` and `scullwuid`: a scull device behind
+/// the access policy `P`.
+struct Access<P>(PhantomData<P>);
+
+#[vtable]
+impl<P: Policy + 'static> Operations for Access<P> {
+    type Device = Guarded<P>;
+    type Ptr = Arc<Guarded<P>>;
+
+    fn open(guarded: &Arc<Guarded<P>>, file: &File) -> Result<Arc<Guarded<P>>> {
+        guarded.enter(file)?;
+        scull_open(&guarded.device, file);
+        Ok(guarded.clone())
+    }
+
+    fn release(guarded: Arc<Guarded<P>>, _file: &File) {
+        guarded.leave();
+    }
+
+    fn read_iter(
+        mut kiocb: Kiocb<'_, Arc<Guarded<P>>>,
+        iov: &mut IovIterDest<'_>,
+    ) -> Result<usize> {
+        let guarded = kiocb.file();
+        scull_read(&guarded.device, kiocb.ki_pos_mut(), iov)
+    }
+
+    fn write_iter(
+        mut kiocb: Kiocb<'_, Arc<Guarded<P>>>,
+        iov: &mut IovIterSource<'_>,
+    ) -> Result<usize> {
+        let guarded = kiocb.file();
+        scull_write(&guarded.device, kiocb.ki_pos_mut(), iov)
+    }
+
+    fn llseek(
+        guarded: ArcBorrow<'_, Guarded<P>>,
+        pos: i64,
+        offset: i64,
+        whence: Whence,
+    ) -> Result<i64> {
+        scull_llseek(&guarded.device, pos, offset, whence)
+    }
+
+    fn ioctl(
+        guarded: ArcBorrow<'_, Guarded<P>>,
+        _file: &File,
+        cmd: u32,
+        arg: usize,
+    ) -> Result<isize> {
+        scull_ioctl(guarded.device.settings(), cmd, arg)
+    }
+}
+
+/// The file operations of `scullpriv`: the scull device of the opener's terminal.
+struct ScullPriv;
+
+#[vtable]
+impl Operations for ScullPriv {
+    type Device = PerTerminal;
+    type Ptr = Arc<ScullDev>;
+
+    fn open(terminals: &Arc<PerTerminal>, file: &File) -> Result<Arc<ScullDev>> {
+        let device = terminals.device()?;
+        scull_open(&device, file);
+        Ok(device)
+    }
+
+    fn read_iter(mut kiocb: Kiocb<'_, Arc<ScullDev>>, iov: &mut IovIterDest<'_>) -> Result<usize> {
+        let device = kiocb.file();
+        scull_read(&device, kiocb.ki_pos_mut(), iov)
+    }
+
+    fn write_iter(
+        mut kiocb: Kiocb<'_, Arc<ScullDev>>,
+        iov: &mut IovIterSource<'_>,
+    ) -> Result<usize> {
+        let device = kiocb.file();
+        scull_write(&device, kiocb.ki_pos_mut(), iov)
+    }
+
+    fn llseek(
+        device: ArcBorrow<'_, ScullDev>,
+        pos: i64,
+        offset: i64,
+        whence: Whence,
+    ) -> Result<i64> {
+        scull_llseek(&device, pos, offset, whence)
     }
 
     fn ioctl(device: ArcBorrow<'_, ScullDev>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {

@@ -73,6 +73,11 @@ def test_fixed_major(scull_params):
     ("scull_nr_devs=100000", "scull_nr_devs=100000"),
     ("scull_minor=-5", "scull_minor=-5"),
     ("scull_major=4096", "scull_major=4096"),
+    ("scull_p_nr_devs=0", "scull_p_nr_devs=0"),
+    ("scull_p_nr_devs=65", "scull_p_nr_devs=65"),
+    ("scull_p_buffer=0", "scull_p_buffer=0"),
+    ("scull_p_buffer=2000000", "scull_p_buffer=2000000"),
+    ("scull_minor=1048570", "scull_minor=1048570"),
 ])
 def test_nonsense_parameters_fail_the_load_with_einval(scull_params, log_since, param, needle):
     script("scull_unload")
@@ -85,6 +90,27 @@ def test_nonsense_parameters_fail_the_load_with_einval(scull_params, log_since, 
     failed = script("scull_load", param, check=False)
     assert failed.returncode != 0 and "insmod" in failed.stderr
     assert subprocess.run(["grep", "-q", "^scull ", "/proc/modules"]).returncode != 0
+
+
+def test_pipe_count_and_buffer_size(scull_params):
+    scull_params("scull_nr_devs=2", "scull_p_nr_devs=2", "scull_p_buffer=10")
+    assert os.path.exists("/dev/scullpipe1") and not os.path.exists("/dev/scullpipe2")
+    # Minors: scull 0-1, pipes 2-3, then the access devices.
+    assert os.minor(os.stat("/dev/scullpipe0").st_rdev) == 2
+    assert os.minor(os.stat("/dev/scullpriv").st_rdev) == 7
+    fd = os.open("/dev/scullpipe1", os.O_RDWR | os.O_NONBLOCK)
+    try:
+        assert os.write(fd, b"x" * 100) == 10
+        assert os.read(fd, 100) == b"x" * 10
+    finally:
+        os.close(fd)
+
+
+def test_unload_removes_every_node_and_link(scull_params):
+    script("scull_unload")
+    leftovers = [name for name in os.listdir("/dev") if name.startswith("scull")]
+    assert leftovers == []
+    script("scull_load")
 
 
 def test_quantum_times_qset_overflow_is_refused(scull_params, log_since):

@@ -1,0 +1,229 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! LDD3's access-control devices (`access.c`, chapter 6): scull devices that decide who may
+//! open them.
+//!
+//! - `scullsingle`: one open file at a time; the next open gets `EBUSY`.
+//! - `sculluid`: one user at a time (by real or effective uid); others get `EBUSY` unless
+//!   they have `CAP_DAC_OVERRIDE`.
+//! - `scullwuid`: like `sculluid`, but other users sleep until the device is free, or get
+//!   `EAGAIN` with `O_NONBLOCK`; a signal ends the sleep.
+//! - `scullpriv`: a private device for each controlling terminal, created on first open and
+//!   kept until the module unloads, as in LDD3.
+//!
+//! Once open, each behaves as a scull device.
+
+use crate::{
+    chrdev::{
+        capable_dac_override,
+        current_tty_devnum, //
+    },
+    scull_mutex::{
+        ScullDev,
+        Settings, //
+    },
+};
+use kernel::{
+    current,
+    fs::{
+        file::flags,
+        File, //
+    },
+    new_condvar,
+    new_mutex,
+    prelude::*,
+    sync::{
+        atomic::{
+            AtomicFlag,
+            Full,
+            Release, //
+        },
+        Arc,
+        CondVar,
+        Mutex, //
+    },
+    task::Kuid, //
+};
+
+/// Who may open an access-controlled device.
+pub(crate) trait Policy: Send + Sync {
+    /// Lets the current task in through `file`, or says why not.
+    fn enter(&self, file: &File) -> Result;
+
+    /// A file that [`Policy::enter`] let in was released.
+    fn leave(&self);
+}
+
+/// A scull device behind a [`Policy`].
+#[pin_data]
+pub(crate) struct Guarded<P: Policy> {
+    #[pin]
+    pub(crate) device: ScullDev,
+    #[pin]
+    policy: P,
+}
+
+impl<P: Policy> Guarded<P> {
+    pub(crate) fn new(settings: Arc<Settings>, policy: impl PinInit<P>) -> impl PinInit<Self> {
+        pin_init!(Self {
+            device <- ScullDev::new(settings),
+            policy <- policy,
+        })
+    }
+
+    /// Opens the device if the policy allows it.
+    pub(crate) fn enter(&self, file: &File) -> Result {
+        self.policy.enter(file)
+    }
+
+    pub(crate) fn leave(&self) {
+        self.policy.leave();
+    }
+}
+
+/// `scullsingle`: one open file at a time.
+pub(crate) struct Single {
+    open: AtomicFlag,
+}
+
+impl Single {
+    pub(crate) fn new() -> Self {
+        Self {
+            open: AtomicFlag::new(false),
+        }
+    }
+}
+
+impl Policy for Single {
+    fn enter(&self, _file: &File) -> Result {
+        if self.open.xchg(true, Full) {
+            return Err(EBUSY);
+        }
+        Ok(())
+    }
+
+    fn leave(&self) {
+        self.open.store(false, Release);
+    }
+}
+
+/// Who holds a `sculluid` or `scullwuid` device: LDD3's `scull_u_owner` and `scull_u_count`.
+struct Holder {
+    owner: Option<Kuid>,
+    files: usize,
+}
+
+impl Holder {
+    /// Whether the current task may join the holder: the device is free, the task's real or
+    /// effective uid owns it, or the task may override file permissions.
+    fn admits_current(&self) -> bool {
+        match self.owner {
+            None => true,
+            Some(owner) => {
+                owner == current!().uid() || owner == Kuid::current_euid() || capable_dac_override()
+            }
+        }
+    }
+
+    /// Counts one more file; the first one's opener becomes the owner (by real uid, as LDD3).
+    fn join(&mut self) -> Result {
+        self.files = self.files.checked_add(1).ok_or(EBUSY)?;
+        if self.owner.is_none() {
+            self.owner = Some(current!().uid());
+        }
+        Ok(())
+    }
+
+    /// Counts one file less; returns whether the device is now free.
+    fn leave(&mut self) -> bool {
+        self.files = self.files.saturating_sub(1);
+        if self.files == 0 {
+            self.owner = None;
+        }
+        self.files == 0
+    }
+}
+
+/// `sculluid` (`WAIT == false`) and `scullwuid` (`WAIT == true`).
+#[pin_data]
+pub(crate) struct OneUser<const WAIT: bool> {
+    #[pin]
+    holder: Mutex<Holder>,
+    /// `scullwuid`'s openers wait here for the device to be free.
+    #[pin]
+    freed: CondVar,
+}
+
+impl<const WAIT: bool> OneUser<WAIT> {
+    pub(crate) fn new() -> impl PinInit<Self> {
+        pin_init!(Self {
+            holder <- new_mutex!(Holder {
+                owner: None,
+                files: 0
+            }),
+            freed <- new_condvar!("scullwuid::freed"),
+        })
+    }
+}
+
+impl<const WAIT: bool> Policy for OneUser<WAIT> {
+    fn enter(&self, file: &File) -> Result {
+        let mut holder = self.holder.lock();
+        while !holder.admits_current() {
+            if !WAIT {
+                return Err(EBUSY);
+            }
+            if file.flags() & flags::O_NONBLOCK != 0 {
+                return Err(EAGAIN);
+            }
+            if self.freed.wait_interruptible(&mut holder) {
+                return Err(ERESTARTSYS);
+            }
+        }
+        holder.join()
+    }
+
+    fn leave(&self) {
+        if self.holder.lock().leave() {
+            self.freed.notify_all();
+        }
+    }
+}
+
+/// `scullpriv`: one scull device per controlling terminal, keyed by the terminal's device
+/// number.
+#[pin_data]
+pub(crate) struct PerTerminal {
+    settings: Arc<Settings>,
+    #[pin]
+    devices: Mutex<KVec<(u32, Arc<ScullDev>)>>,
+}
+
+/// Most terminals `scullpriv` keeps a device for: each costs memory until the module
+/// unloads, so a program opening it from ever new terminals must not exhaust the kernel.
+const MAX_TERMINALS: usize = 256;
+
+impl PerTerminal {
+    pub(crate) fn new(settings: Arc<Settings>) -> impl PinInit<Self> {
+        pin_init!(Self {
+            settings,
+            devices <- new_mutex!(KVec::new()),
+        })
+    }
+
+    /// The device of the current task's controlling terminal, created on first use; `EINVAL`
+    /// without a controlling terminal (as LDD3), `ENOSPC` past [`MAX_TERMINALS`].
+    pub(crate) fn device(&self) -> Result<Arc<ScullDev>> {
+        let key = current_tty_devnum().ok_or(EINVAL)?;
+        let mut devices = self.devices.lock();
+        if let Some((_, device)) = devices.iter().find(|(tty, _)| *tty == key) {
+            return Ok(device.clone());
+        }
+        if devices.len() >= MAX_TERMINALS {
+            return Err(ENOSPC);
+        }
+        let device = Arc::pin_init(ScullDev::new(self.settings.clone()), GFP_KERNEL)?;
+        devices.push((key, device.clone()), GFP_KERNEL)?;
+        Ok(device)
+    }
+}

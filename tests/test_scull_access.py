@@ -1,0 +1,225 @@
+"""LDD3's access-control devices: scullsingle, sculluid, scullwuid and scullpriv."""
+
+import errno
+import os
+import pty
+import signal
+import time
+
+import pytest
+
+SINGLE, UID, WUID, PRIV = (f"/dev/scull{name}" for name in ("single", "uid", "wuid", "priv"))
+NOBODY = 65534
+BLOCKED = 0.5
+
+
+class Child:
+    """A forked process that opens a device, says what happened, and keeps it open until
+    told to go."""
+
+    def __init__(self, path, flags=os.O_RDONLY, uid=None, setup=None):
+        report_r, report_w = os.pipe()
+        go_r, go_w = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:
+            # Drop every inherited descriptor, above all the test's own open devices: a
+            # copy here would keep the device held for as long as this child lives.
+            for fd in map(int, os.listdir("/proc/self/fd")):
+                if fd > 2 and fd not in (report_w, go_r):
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass
+            status = "ok"
+            try:
+                if setup:
+                    setup()
+                if uid is not None:
+                    os.setgid(uid)
+                    os.setuid(uid)
+                fd = os.open(path, flags)
+            except OSError as err:
+                status = errno.errorcode[err.errno]
+                fd = None
+            os.write(report_w, status.encode() + b"\n")
+            os.read(go_r, 1)
+            if fd is not None:
+                os.close(fd)
+            os._exit(0)
+        os.close(report_w)
+        os.close(go_r)
+        self.report = os.fdopen(report_r)
+        self.go = go_w
+
+    def status(self):
+        return self.report.readline().strip()
+
+    def finish(self):
+        os.write(self.go, b"x")
+        os.close(self.go)
+        _, status = os.waitpid(self.pid, 0)
+        self.report.close()
+        return status
+
+
+def test_scullsingle_admits_one_open_file_at_a_time():
+    fd = os.open(SINGLE, os.O_WRONLY)
+    try:
+        with pytest.raises(OSError) as err:
+            os.open(SINGLE, os.O_RDONLY)
+        assert err.value.errno == errno.EBUSY
+        assert os.write(fd, b"single") == 6
+    finally:
+        os.close(fd)
+    fd = os.open(SINGLE, os.O_RDONLY)
+    try:
+        assert os.read(fd, 100) == b"single"      # a scull device once open
+    finally:
+        os.close(fd)
+
+
+def test_sculluid_keeps_other_users_out():
+    fd = os.open(UID, os.O_WRONLY)                # root holds it
+    try:
+        os.write(fd, b"root's")
+        nobody = Child(UID, uid=NOBODY)
+        assert nobody.status() == "EBUSY"
+        nobody.finish()
+        second = os.open(UID, os.O_RDONLY)        # the same user may open it again
+        assert os.read(second, 100) == b"root's"
+        os.close(second)
+    finally:
+        os.close(fd)
+    # Free again: nobody takes it; root still gets in through CAP_DAC_OVERRIDE.
+    nobody = Child(UID, uid=NOBODY)
+    assert nobody.status() == "ok"
+    other_nobody = Child(UID, uid=NOBODY)
+    assert other_nobody.status() == "ok"
+    fd = os.open(UID, os.O_RDONLY)
+    os.close(fd)
+    nobody.finish()
+    other_nobody.finish()
+
+
+def test_sculluid_refuses_another_user_without_the_capability():
+    nobody = Child(UID, uid=NOBODY)
+    try:
+        assert nobody.status() == "ok"
+        daemon = Child(UID, uid=1)                # uid 1, no capabilities either
+        assert daemon.status() == "EBUSY"
+        daemon.finish()
+    finally:
+        nobody.finish()
+
+
+def test_scullwuid_makes_other_users_wait():
+    fd = os.open(WUID, os.O_WRONLY)
+    try:
+        quick = Child(WUID, flags=os.O_RDONLY | os.O_NONBLOCK, uid=NOBODY)
+        assert quick.status() == "EAGAIN"
+        quick.finish()
+        patient = Child(WUID, uid=NOBODY)
+        time.sleep(BLOCKED)
+        assert os.waitpid(patient.pid, os.WNOHANG) == (0, 0)
+        # Still sleeping in open: nothing reported yet.
+        os.set_blocking(patient.report.fileno(), False)
+        assert patient.report.readline() == ""
+        os.set_blocking(patient.report.fileno(), True)
+    finally:
+        os.close(fd)
+    assert patient.status() == "ok"               # woken by the close
+    patient.finish()
+
+
+def test_scullwuid_wait_ends_on_a_signal():
+    fd = os.open(WUID, os.O_WRONLY)
+    try:
+        waiter = Child(WUID, uid=NOBODY)
+        time.sleep(BLOCKED)
+        os.kill(waiter.pid, signal.SIGTERM)
+        _, status = os.waitpid(waiter.pid, 0)
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM
+        waiter.report.close()
+        os.close(waiter.go)
+    finally:
+        os.close(fd)
+
+
+def in_pty(code):
+    """Runs `code` (Python) in a child whose controlling terminal is a new pty; returns
+    what it wrote to the terminal (through fd 1: pytest has replaced `sys.stdout`)."""
+    pid, master = pty.fork()
+    if pid == 0:
+        try:
+            exec(code, {"os": os, "PRIV": PRIV, "errno": errno})
+        except BaseException as exc:  # noqa: BLE001 - shown in the test's output
+            os.write(1, f"error: {exc!r}\n".encode())
+        finally:
+            os._exit(0)
+    output = b""
+    while True:
+        try:
+            data = os.read(master, 1024)
+        except OSError:
+            break
+        if not data:
+            break
+        output += data
+    os.waitpid(pid, 0)
+    os.close(master)
+    return output.decode().replace("\r", "")
+
+
+WRITE_AND_READ = """
+fd = os.open(PRIV, os.O_WRONLY)
+os.write(fd, TEXT)
+os.close(fd)
+fd = os.open(PRIV, os.O_RDONLY)
+os.write(1, os.read(fd, 100) + b"\\n")
+os.close(fd)
+"""
+
+SHARED = """
+fd = os.open(PRIV, os.O_WRONLY)
+os.write(fd, b"shared")
+os.close(fd)
+pid = os.fork()
+if pid == 0:
+    fd = os.open(PRIV, os.O_RDONLY)
+    os.write(1, b"child read " + os.read(fd, 100) + b"\\n")
+    os._exit(0)
+os.waitpid(pid, 0)
+"""
+
+
+def test_scullpriv_gives_each_terminal_its_own_device():
+    assert in_pty(WRITE_AND_READ.replace("TEXT", "b'first terminal'")) == "first terminal\n"
+    assert in_pty(WRITE_AND_READ.replace("TEXT", "b'second terminal'")) == "second terminal\n"
+    # Two processes on one terminal share its device.
+    assert in_pty(SHARED) == "child read shared\n"
+
+
+def test_scullpriv_needs_a_controlling_terminal():
+    def detach():
+        os.setsid()                               # a new session has no terminal
+    orphan = Child(PRIV, setup=detach)
+    assert orphan.status() == "EINVAL"
+    orphan.finish()
+
+
+def test_access_devices_are_scull_devices_once_open():
+    for path in (SINGLE, UID, WUID):
+        fd = os.open(path, os.O_WRONLY)           # trims
+        try:
+            assert os.write(fd, b"0123456789") == 10
+            assert os.lseek(fd, 2, os.SEEK_SET) == 2
+            assert os.write(fd, b"ab") == 2
+        finally:
+            os.close(fd)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            assert os.pread(fd, 100, 0) == b"01ab456789"
+            assert os.lseek(fd, 0, os.SEEK_END) == 10
+        finally:
+            os.close(fd)
+

@@ -1,0 +1,388 @@
+"""scullpipe: blocking FIFO reads and writes, O_NONBLOCK, poll/select/epoll, SIGIO, signals."""
+
+import ctypes
+import errno
+import fcntl
+import os
+import select
+import signal
+import stat
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from conftest import dev
+
+PIPE = "/dev/scullpipe0"
+BUFFER = 4000       # scull_p_buffer's default
+PIPES = 4           # scull_p_nr_devs's default
+BLOCKED = 0.5       # how long a sleeper is given to prove it sleeps
+
+
+def pipe_dev(n):
+    return f"/dev/scullpipe{n}"
+
+
+@pytest.fixture(autouse=True)
+def empty_pipes():
+    """Every test starts with empty pipes."""
+    for n in range(PIPES):
+        fd = os.open(pipe_dev(n), os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            while True:
+                os.read(fd, 1 << 16)
+        except BlockingIOError:
+            pass
+        finally:
+            os.close(fd)
+    yield
+
+
+def open_pipe(flags=os.O_RDWR, n=0):
+    return os.open(pipe_dev(n), flags)
+
+
+def in_thread(target, *args):
+    """Runs `target` in a thread; returns (thread, result list, error list)."""
+    result, errors = [], []
+
+    def run():
+        try:
+            result.append(target(*args))
+        except Exception as exc:  # noqa: BLE001 - reported by the test
+            errors.append(exc)
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, result, errors
+
+
+def fill(fd):
+    """Writes without blocking until the pipe is full; returns how much went in."""
+    total = 0
+    with pytest.raises(BlockingIOError):
+        while True:
+            total += os.write(fd, b"f" * 1000)
+    return total
+
+
+def test_nodes_follow_the_scull_devices_on_the_same_major():
+    major = os.major(os.stat(dev(0)).st_rdev)
+    names = [pipe_dev(n) for n in range(PIPES)] + [
+        f"/dev/scull{name}" for name in ("single", "uid", "wuid", "priv")]
+    for minor, path in enumerate(names, start=4):
+        st = os.stat(path)
+        assert stat.S_ISCHR(st.st_mode)
+        assert (os.major(st.st_rdev), os.minor(st.st_rdev)) == (major, minor)
+    assert os.readlink("/dev/scull") == "scull0"
+    assert os.readlink("/dev/scullpipe") == "scullpipe0"
+
+
+def test_read_sleeps_while_empty_and_a_write_wakes_it():
+    reader_fd, writer_fd = open_pipe(os.O_RDONLY), open_pipe(os.O_WRONLY)
+    try:
+        thread, result, errors = in_thread(os.read, reader_fd, 100)
+        thread.join(BLOCKED)
+        assert thread.is_alive(), "read returned from an empty pipe"
+        assert os.write(writer_fd, b"hello") == 5
+        thread.join(10)
+        assert not thread.is_alive() and not errors
+        assert result == [b"hello"]
+    finally:
+        os.close(reader_fd)
+        os.close(writer_fd)
+
+
+def test_write_sleeps_while_full_and_a_read_wakes_it():
+    fd = open_pipe(os.O_RDWR | os.O_NONBLOCK)
+    writer_fd = open_pipe(os.O_WRONLY)
+    try:
+        assert fill(fd) == BUFFER
+        thread, result, errors = in_thread(os.write, writer_fd, b"w" * 10)
+        thread.join(BLOCKED)
+        assert thread.is_alive(), "write returned on a full pipe"
+        assert os.read(fd, 300) == b"f" * 300
+        thread.join(10)
+        assert not thread.is_alive() and not errors
+        assert result == [10]
+        data = os.read(fd, 2 * BUFFER)
+        assert data == b"f" * (BUFFER - 300) + b"w" * 10
+    finally:
+        os.close(fd)
+        os.close(writer_fd)
+
+
+def test_nonblocking_gets_eagain_both_ways():
+    fd = open_pipe(os.O_RDWR | os.O_NONBLOCK)
+    try:
+        with pytest.raises(BlockingIOError):
+            os.read(fd, 10)
+        fill(fd)
+        with pytest.raises(BlockingIOError):
+            os.write(fd, b"x")
+    finally:
+        os.close(fd)
+
+
+def test_data_order_is_kept_across_the_ring_wrap():
+    fd = open_pipe(os.O_RDWR | os.O_NONBLOCK)
+    try:
+        sent, received = bytearray(), bytearray()
+        for size in (1500, 2999, 3999, 4000, 1, 3333):
+            chunk = os.urandom(size)
+            assert os.write(fd, chunk) == size
+            sent += chunk
+            received += os.read(fd, 10000)
+        assert received == sent
+    finally:
+        os.close(fd)
+
+
+def test_zero_length_calls_and_bad_buffers():
+    fd = open_pipe(os.O_RDWR | os.O_NONBLOCK)
+    try:
+        assert os.read(fd, 0) == b""
+        assert os.write(fd, b"") == 0
+        libc = ctypes.CDLL(None, use_errno=True)
+        assert libc.write(fd, ctypes.c_void_p(16), 10) == -1
+        assert ctypes.get_errno() == errno.EFAULT
+        os.write(fd, b"data")
+        assert libc.read(fd, ctypes.c_void_p(16), 10) == -1
+        assert ctypes.get_errno() == errno.EFAULT
+        assert os.read(fd, 10) == b"data"
+    finally:
+        os.close(fd)
+
+
+def test_not_seekable():
+    fd = open_pipe()
+    try:
+        for call in (lambda: os.lseek(fd, 0, os.SEEK_SET), lambda: os.pread(fd, 1, 0),
+                     lambda: os.pwrite(fd, b"x", 0)):
+            with pytest.raises(OSError) as err:
+                call()
+            assert err.value.errno == errno.ESPIPE
+    finally:
+        os.close(fd)
+
+
+# poll and epoll report only the events asked for.
+POLL_ALL = select.POLLIN | select.POLLRDNORM | select.POLLOUT | select.POLLWRNORM
+EPOLL_ALL = select.EPOLLIN | select.EPOLLRDNORM | select.EPOLLOUT | select.EPOLLWRNORM
+
+
+def poll_events(fd):
+    poller = select.poll()
+    poller.register(fd, POLL_ALL)
+    return dict(poller.poll(0)).get(fd, 0)
+
+
+def select_ready(fd):
+    readable, writable, _ = select.select([fd], [fd], [], 0)
+    return bool(readable), bool(writable)
+
+
+def epoll_events(fd):
+    ep = select.epoll()
+    try:
+        ep.register(fd, EPOLL_ALL)
+        return dict(ep.poll(0)).get(fd, 0)
+    finally:
+        ep.close()
+
+
+def test_poll_select_and_epoll_in_every_state():
+    fd = open_pipe(os.O_RDWR | os.O_NONBLOCK)
+    try:
+        # Empty: writable only.
+        assert poll_events(fd) == select.POLLOUT | select.POLLWRNORM
+        assert select_ready(fd) == (False, True)
+        assert epoll_events(fd) == select.EPOLLOUT | select.EPOLLWRNORM
+        # Some data: both ways.
+        os.write(fd, b"abc")
+        both = select.POLLIN | select.POLLRDNORM | select.POLLOUT | select.POLLWRNORM
+        assert poll_events(fd) == both
+        assert select_ready(fd) == (True, True)
+        # Full: readable only.
+        fill(fd)
+        assert poll_events(fd) == select.POLLIN | select.POLLRDNORM
+        assert select_ready(fd) == (True, False)
+        assert epoll_events(fd) == select.EPOLLIN | select.EPOLLRDNORM
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("waiter", ["poll", "select", "epoll"])
+def test_waiting_for_input_wakes_on_a_write(waiter):
+    fd = open_pipe(os.O_RDONLY | os.O_NONBLOCK)
+    writer_fd = open_pipe(os.O_WRONLY)
+
+    def wait():
+        if waiter == "poll":
+            poller = select.poll()
+            poller.register(fd, select.POLLIN)
+            return poller.poll(20000)
+        if waiter == "select":
+            return select.select([fd], [], [], 20)[0]
+        ep = select.epoll()
+        try:
+            ep.register(fd, select.EPOLLIN)
+            return ep.poll(20)
+        finally:
+            ep.close()
+    try:
+        thread, result, errors = in_thread(wait)
+        thread.join(BLOCKED)
+        assert thread.is_alive(), f"{waiter} returned with nothing to read"
+        os.write(writer_fd, b"!")
+        thread.join(10)
+        assert not thread.is_alive() and not errors and result[0]
+    finally:
+        os.close(fd)
+        os.close(writer_fd)
+
+
+def test_fasync_sends_sigio_to_the_owner_on_new_data():
+    received = []
+    old = signal.signal(signal.SIGIO, lambda signum, frame: received.append(signum))
+    fd = open_pipe(os.O_RDONLY | os.O_NONBLOCK)
+    writer_fd = open_pipe(os.O_WRONLY)
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETOWN, os.getpid())
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_ASYNC)
+        os.write(writer_fd, b"ping")
+        deadline = time.monotonic() + 5
+        while not received and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert received == [signal.SIGIO]
+        # Turned off, nothing more arrives.
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_ASYNC)
+        os.write(writer_fd, b"pong")
+        time.sleep(0.3)
+        assert received == [signal.SIGIO]
+    finally:
+        os.close(fd)
+        os.close(writer_fd)
+        signal.signal(signal.SIGIO, old)
+
+
+def test_a_file_closed_with_fasync_on_leaves_the_queue():
+    """Closing with O_ASYNC still set must take the file off the queue (else: use after
+    free on the next write, which KASAN would report)."""
+    old = signal.signal(signal.SIGIO, signal.SIG_IGN)
+    try:
+        for _ in range(3):
+            fd = open_pipe(os.O_RDONLY | os.O_NONBLOCK)
+            fcntl.fcntl(fd, fcntl.F_SETOWN, os.getpid())
+            fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_ASYNC)
+            os.close(fd)
+        writer_fd = open_pipe(os.O_WRONLY)
+        os.write(writer_fd, b"after close")
+        os.close(writer_fd)
+    finally:
+        signal.signal(signal.SIGIO, old)
+
+
+def test_signals_end_sleeps():
+    # Default action: a blocked reader dies at once.
+    cat = subprocess.Popen(["cat", PIPE])
+    time.sleep(BLOCKED)
+    assert cat.poll() is None
+    cat.send_signal(signal.SIGINT)
+    assert cat.wait(timeout=10) == -signal.SIGINT
+    # A handler (Python installs it without SA_RESTART): the read returns EINTR, so the
+    # handler runs, and its exception ends the read.
+    code = (
+        "import os, signal, sys\n"
+        "class Woken(Exception): pass\n"
+        "def handler(*args): raise Woken\n"
+        "signal.signal(signal.SIGUSR1, handler)\n"
+        f"fd = os.open('{PIPE}', os.O_RDONLY)\n"
+        "print('ready', flush=True)\n"
+        "try:\n"
+        "    os.read(fd, 10)\n"
+        "except Woken:\n"
+        "    sys.exit(42)\n")
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline() == "ready\n"
+    time.sleep(BLOCKED)
+    assert child.poll() is None
+    child.send_signal(signal.SIGUSR1)
+    assert child.wait(timeout=20) == 42
+
+
+def test_one_writer_one_reader_keep_every_byte_in_order():
+    data = os.urandom(1 << 20)
+    writer_fd, reader_fd = open_pipe(os.O_WRONLY, 1), open_pipe(os.O_RDONLY, 1)
+
+    def write_all():
+        view = memoryview(data)
+        while view:
+            view = view[os.write(writer_fd, view[:7777]):]
+    try:
+        thread, _, errors = in_thread(write_all)
+        received = bytearray()
+        while len(received) < len(data):
+            received += os.read(reader_fd, 3001)
+        thread.join(10)
+        assert not errors
+        assert received == data
+    finally:
+        os.close(writer_fd)
+        os.close(reader_fd)
+
+
+def test_several_readers_and_writers_lose_nothing():
+    writers, readers, per_writer = 3, 3, 200_000
+    counts = [[0] * 256 for _ in range(readers)]
+    done = threading.Event()
+    errors = []
+
+    def write(value):
+        fd = open_pipe(os.O_WRONLY, 2)
+        try:
+            chunk = bytes([value]) * 1000
+            left = per_writer
+            while left:
+                left -= os.write(fd, chunk[:left])
+        except OSError as err:
+            errors.append(err)
+        finally:
+            os.close(fd)
+
+    def read(index):
+        fd = open_pipe(os.O_RDONLY | os.O_NONBLOCK, 2)
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        try:
+            while True:
+                if not poller.poll(100):
+                    if done.is_set():
+                        return
+                    continue
+                try:
+                    for byte in os.read(fd, 2500):
+                        counts[index][byte] += 1
+                except BlockingIOError:
+                    pass          # another reader took it first
+        except OSError as err:
+            errors.append(err)
+        finally:
+            os.close(fd)
+
+    threads = [threading.Thread(target=write, args=(ord("a") + n,)) for n in range(writers)]
+    threads += [threading.Thread(target=read, args=(n,)) for n in range(readers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads[:writers]:
+        thread.join(120)
+    done.set()
+    for thread in threads[writers:]:
+        thread.join(30)
+    assert not any(thread.is_alive() for thread in threads)
+    assert not errors, errors
+    for n in range(writers):
+        assert sum(count[ord("a") + n] for count in counts) == per_writer
+    assert sum(map(sum, counts)) == writers * per_writer
