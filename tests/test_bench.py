@@ -35,4 +35,4 @@ def test_tiny_bench_measures_everything_and_reports_it(tmp_path):
     assert "TINY RUN" in report.stdout
     assert report.stdout.count("\n") == 15   # the title, the header and 13 rows
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert md.read_text().count("\n| ") == 14
+    assert md.read_text().count("\n| ") == 15   # the header, its rule and 13 rows
