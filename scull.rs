@@ -234,12 +234,12 @@ struct ScullModule {
     // Fields drop in declaration order: the views go first, the device numbers last.
     _scullmem: ProcFile<MemoryView>,
     _scullseq: ProcFile<MemoryView>,
-    _devices: Pin<KBox<Registration<Scull>>>,
+    _devices: Pin<KBox<Registration<Scull<ScullDev>>>>,
     _pipes: Pin<KBox<Registration<ScullPipe>>>,
     _single: Pin<KBox<Registration<Access<Single>>>>,
     _uid: Pin<KBox<Registration<Access<OneUser<false>>>>>,
     _wuid: Pin<KBox<Registration<Access<OneUser<true>>>>>,
-    _priv: Pin<KBox<Registration<ScullPriv>>>,
+    _priv: Pin<KBox<Registration<Scull<PerTerminal>>>>,
     _region: Region,
 }
 
@@ -438,8 +438,29 @@ impl WriteSource for UserData<'_, '_> {
     }
 }
 
-/// The file operations of `/dev/scullN`.
-struct Scull;
+/// The file operations of the nodes whose files use a scull device: `/dev/scullN`, whose
+/// device is `D` itself, and `scullpriv`, whose device depends on the opener.
+struct Scull<D>(PhantomData<D>);
+
+/// How a node finds the scull device an opening file is to use.
+trait Opener: Send + Sync + Sized + 'static {
+    /// The device for a file that the current task opens on node `this`.
+    fn device(this: &Arc<Self>) -> Result<Arc<ScullDev>>;
+}
+
+/// `/dev/scullN`: one device.
+impl Opener for ScullDev {
+    fn device(this: &Arc<Self>) -> Result<Arc<ScullDev>> {
+        Ok(this.clone())
+    }
+}
+
+/// `scullpriv`: the device of the opener's controlling terminal.
+impl Opener for PerTerminal {
+    fn device(this: &Arc<Self>) -> Result<Arc<ScullDev>> {
+        PerTerminal::device(this)
+    }
+}
 
 // LDD3's ioctl numbers (`scull.h`): magic 'k', numbers 0 to 12. S: set through a pointer,
 // T: set from the argument, G: get through a pointer, Q: return as the result, X: exchange
@@ -638,13 +659,14 @@ fn scull_llseek(device: &ScullDev, pos: i64, offset: i64, whence: Whence) -> Res
 }
 
 #[vtable]
-impl Operations for Scull {
-    type Device = ScullDev;
+impl<D: Opener> Operations for Scull<D> {
+    type Device = D;
     type Ptr = Arc<ScullDev>;
 
-    fn open(device: &Arc<ScullDev>, file: &File) -> Result<Arc<ScullDev>> {
-        scull_open(device, file);
-        Ok(device.clone())
+    fn open(node: &Arc<D>, file: &File) -> Result<Arc<ScullDev>> {
+        let device = D::device(node)?;
+        scull_open(&device, file);
+        Ok(device)
     }
 
     fn read_iter(mut kiocb: Kiocb<'_, Arc<ScullDev>>, iov: &mut IovIterDest<'_>) -> Result<usize> {
@@ -725,46 +747,5 @@ impl<P: Policy + 'static> Operations for Access<P> {
         arg: usize,
     ) -> Result<isize> {
         scull_ioctl(guarded.device.settings(), cmd, arg)
-    }
-}
-
-/// The file operations of `scullpriv`: the scull device of the opener's terminal.
-struct ScullPriv;
-
-#[vtable]
-impl Operations for ScullPriv {
-    type Device = PerTerminal;
-    type Ptr = Arc<ScullDev>;
-
-    fn open(terminals: &Arc<PerTerminal>, file: &File) -> Result<Arc<ScullDev>> {
-        let device = terminals.device()?;
-        scull_open(&device, file);
-        Ok(device)
-    }
-
-    fn read_iter(mut kiocb: Kiocb<'_, Arc<ScullDev>>, iov: &mut IovIterDest<'_>) -> Result<usize> {
-        let device = kiocb.file();
-        scull_read(&device, kiocb.ki_pos_mut(), iov)
-    }
-
-    fn write_iter(
-        mut kiocb: Kiocb<'_, Arc<ScullDev>>,
-        iov: &mut IovIterSource<'_>,
-    ) -> Result<usize> {
-        let device = kiocb.file();
-        scull_write(&device, kiocb.ki_pos_mut(), iov)
-    }
-
-    fn llseek(
-        device: ArcBorrow<'_, ScullDev>,
-        pos: i64,
-        offset: i64,
-        whence: Whence,
-    ) -> Result<i64> {
-        scull_llseek(&device, pos, offset, whence)
-    }
-
-    fn ioctl(device: ArcBorrow<'_, ScullDev>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
-        scull_ioctl(device.settings(), cmd, arg)
     }
 }
