@@ -600,18 +600,22 @@ pub(crate) fn kiocb_file<'a, T: ForeignOwnable>(kiocb: &Kiocb<'a, T>) -> &'a Loc
     unsafe { LocalFile::from_raw_file((*kiocb.as_raw()).ki_filp) }
 }
 
+/// Whether the current task has capability `cap` (C's `capable`).
+fn capable(cap: u32) -> bool {
+    // SAFETY: `capable` may be called from any task context with any capability number.
+    unsafe { bindings::capable(cap as c_int) }
+}
+
 /// Whether the current task may administer the system (`capable(CAP_SYS_ADMIN)`), which
 /// LDD3's scull requires for changing its settings.
 pub(crate) fn capable_sys_admin() -> bool {
-    // SAFETY: `capable` may be called from any task context with any capability number.
-    unsafe { bindings::capable(bindings::CAP_SYS_ADMIN as c_int) }
+    capable(bindings::CAP_SYS_ADMIN)
 }
 
 /// Whether the current task may bypass file permission checks
 /// (`capable(CAP_DAC_OVERRIDE)`), which lets it into LDD3's `sculluid` whoever holds it.
 pub(crate) fn capable_dac_override() -> bool {
-    // SAFETY: as in `capable_sys_admin`.
-    unsafe { bindings::capable(bindings::CAP_DAC_OVERRIDE as c_int) }
+    capable(bindings::CAP_DAC_OVERRIDE)
 }
 
 /// The files that asked for `SIGIO` on a device (C's `struct fasync_struct *` list head).

@@ -706,13 +706,13 @@ impl<P: Policy + 'static> Operations for Access<P> {
     type Ptr = Arc<Guarded<P>>;
 
     fn open(guarded: &Arc<Guarded<P>>, file: &File) -> Result<Arc<Guarded<P>>> {
-        guarded.enter(file)?;
+        guarded.policy.enter(file)?;
         scull_open(&guarded.device, file);
         Ok(guarded.clone())
     }
 
     fn release(guarded: Arc<Guarded<P>>, _file: &File) {
-        guarded.leave();
+        guarded.policy.leave();
     }
 
     fn read_iter(

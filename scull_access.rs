@@ -60,7 +60,7 @@ pub(crate) struct Guarded<P: Policy> {
     #[pin]
     pub(crate) device: ScullDev,
     #[pin]
-    policy: P,
+    pub(crate) policy: P,
 }
 
 impl<P: Policy> Guarded<P> {
@@ -69,15 +69,6 @@ impl<P: Policy> Guarded<P> {
             device <- ScullDev::new(settings),
             policy <- policy,
         })
-    }
-
-    /// Opens the device if the policy allows it.
-    pub(crate) fn enter(&self, file: &File) -> Result {
-        self.policy.enter(file)
-    }
-
-    pub(crate) fn leave(&self) {
-        self.policy.leave();
     }
 }
 

@@ -82,6 +82,16 @@ struct Location {
 }
 
 impl Layout {
+    /// This layout with another quantum.
+    pub(crate) fn with_quantum(self, quantum: usize) -> Result<Self, LayoutError> {
+        Self::new(quantum, self.qset)
+    }
+
+    /// This layout with another quantum-set length.
+    pub(crate) fn with_qset(self, qset: usize) -> Result<Self, LayoutError> {
+        Self::new(self.quantum, qset)
+    }
+
     /// Checks a quantum size and a quantum-set length.
     pub(crate) fn new(quantum: usize, qset: usize) -> Result<Self, LayoutError> {
         if quantum == 0 || quantum > MAX_QUANTUM {
@@ -279,9 +289,9 @@ impl Storage {
     /// Copies up to `len` bytes from `source` to offset `pos`, allocating memory as needed.
     ///
     /// `source` fills consecutive pieces (or new quanta) and says how much of each it filled;
-    /// filling less ends the copy. Returns the bytes written. Errors only when nothing was written: `EFBIG`
-    /// for `pos` at or past [`Layout::max_size`], `ENOMEM` when memory ran out, `EFAULT` when
-    /// the source failed. Writes stop at the maximum size, as they do at a file's size limit.
+    /// filling less ends the copy. Returns the bytes written. Errors only when nothing was
+    /// written: `EFBIG` for `pos` at or past [`Layout::max_size`], `ENOMEM` when memory ran
+    /// out, `EFAULT` when the source failed. Writes stop at the maximum size, as they do at a file's size limit.
     pub(crate) fn write(
         &mut self,
         pos: u64,
@@ -413,18 +423,6 @@ impl Settings {
         let old = *current;
         *current = change(old)?;
         Ok(old)
-    }
-}
-
-impl Layout {
-    /// This layout with another quantum.
-    pub(crate) fn with_quantum(self, quantum: usize) -> Result<Self, LayoutError> {
-        Self::new(quantum, self.qset)
-    }
-
-    /// This layout with another quantum-set length.
-    pub(crate) fn with_qset(self, qset: usize) -> Result<Self, LayoutError> {
-        Self::new(self.quantum, qset)
     }
 }
 
