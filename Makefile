@@ -5,7 +5,9 @@
 #   make                 build scull.ko and complete.ko against KDIR
 #   make check           everything: setup, build, lint, tests in a VM (what CI runs)
 #   make demo            boot a VM and run the README's examples
+#   make fuzz            the model tests for FUZZ_SECONDS each (default 600), fresh sequences
 #   make bench           scull against tmpfs on a non-debug kernel (table, JSON, PNG in bench/)
+#   make test            the suite in a VM (TESTS='tests/FILE.py -k NAME' for a part of it)
 #   make vm              interactive shell in a VM; VM_CMD='...' runs a command instead
 #   make lint            rustfmt check and a CLIPPY=1 build with warnings as errors
 #   make rust-analyzer   write rust-project.json for editors
@@ -47,7 +49,7 @@ KMAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) $(if $(LLVM),LLVM=$(LLVM))
 RUST_SOURCES := $(wildcard *.rs tests/checker/*.rs)
 VM := scripts/vm
 
-.PHONY: all modules clean check test lint fmt rust-analyzer vm demo setup check-checker bench
+.PHONY: all modules clean check test lint fmt rust-analyzer vm demo setup check-checker bench fuzz
 
 all: modules
 
@@ -71,8 +73,15 @@ check: setup
 	$(MAKE) test
 
 # The test suite in the VM: loads the modules, runs pytest, checks kmemleak and the log.
+# TESTS='tests/test_scull_io.py -k lseek' runs only those (pytest arguments).
 test:
-	$(VM) --timeout $${SCULL_TEST_TIMEOUT:-2400} -- scripts/guest-test
+	$(VM) --timeout $${SCULL_TEST_TIMEOUT:-2400} -- scripts/guest-test $(TESTS)
+
+# The model tests only, each state machine fed fresh random sequences for FUZZ_SECONDS; a
+# failure prints its shrunk sequence of calls as a reproducer. All the run's checks apply.
+FUZZ_SECONDS ?= 600
+fuzz: modules
+	$(VM) --timeout $$(( $(FUZZ_SECONDS) * 4 + 900 )) -- scripts/guest-test --fuzz $(FUZZ_SECONDS)
 
 # Proves the checker catches a leak, a WARNING and a lockdep report (in a VM of its own,
 # since a lockdep report turns lockdep off for the rest of that boot).

@@ -5,7 +5,12 @@ check fails when it should. Runs in the guest as root; needs debugfs for kmemlea
 
     python3 tests/kcheck.py log [--since N]     fail on any report in the kernel log
     python3 tests/kcheck.py kmemleak            scan for leaks, fail on any
-    python3 tests/kcheck.py kunit SUITE...      fail unless each suite ran and passed
+    python3 tests/kcheck.py kmemleak-baseline   scan, then forget what exists now (boot)
+    python3 tests/kcheck.py kunit SUITE...      fail unless each suite ran, and passed
+                                                every time it ran
+    python3 tests/kcheck.py dropped             fail if the log lost records (ring wrapped)
+    python3 tests/kcheck.py health              fail on an unexpected taint flag or if
+                                                lockdep switched itself off
     python3 tests/kcheck.py lines               print how many lines the log has now
 """
 
@@ -34,6 +39,7 @@ REPORT_PATTERNS = [
     ("lockdep", r"possible (circular|recursive) locking|inconsistent lock state|"
                 r"DEBUG_LOCKS_WARN_ON|lockdep is turned off|suspicious RCU usage"),
     ("hung task", r"INFO: task .* blocked for more than"),
+    ("RCU stall", r"rcu: .*detected stall"),
     ("kmemleak", r"kmemleak: .*(suspected memory leak|disabled|[Ee]rror)"),
     ("list corruption", r"list_(add|del) corruption"),
     ("refcount", r"refcount_t: "),
@@ -100,15 +106,91 @@ def kmemleak_clear():
         f.write("clear")
 
 
+def kmemleak_baseline():
+    """Makes objects that are unreferenced now (from boot) unreportable, and returns how many
+    there were.
+
+    `clear` only affects objects that a scan has already found unreferenced: without a scan
+    first, boot-time leaks would be reported later as if the tests had made them.
+    """
+    report = kmemleak_scan()
+    kmemleak_clear()
+    return report.count("unreferenced object")
+
+
+def read_kmsg():
+    """Every record /dev/kmsg holds now, oldest first; None where records vanished under the
+    reader (EPIPE: the ring buffer overwrote them)."""
+    fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        while True:
+            try:
+                yield os.read(fd, 1 << 16)
+            except BlockingIOError:
+                return
+            except BrokenPipeError:
+                yield None
+    finally:
+        os.close(fd)
+
+
+def lost_records(records):
+    """(first sequence number, records lost) of /dev/kmsg records ("prio,seq,time,flags;text").
+
+    Every record ever printed has a sequence number from 0. When the ring buffer wraps, the
+    oldest records are overwritten: the first one readable is then past 0, or records vanish
+    while they are read.
+    """
+    first, expected, lost = None, 0, 0
+    for record in records:
+        if record is None:
+            lost += 1
+            continue
+        seq = int(record.split(b";", 1)[0].split(b",")[1])
+        if first is None:
+            first = seq
+        lost += max(0, seq - expected)
+        expected = seq + 1
+    return first, lost
+
+
+# Taint flags (include/linux/panic.h), by bit. A test run may set O (scull-rs is out of tree)
+# and N (KUnit ran); any other flag means the kernel saw something go wrong or unusual.
+TAINT_LETTERS = "PFSRMBUDAWCIOELKXTNJ"
+EXPECTED_TAINT = {"O", "N"}
+
+
+def taint_flags():
+    with open("/proc/sys/kernel/tainted") as f:
+        value = int(f.read())
+    return {TAINT_LETTERS[bit] if bit < len(TAINT_LETTERS) else f"bit{bit}"
+            for bit in range(64) if value >> bit & 1}
+
+
+def debug_locks():
+    """lockdep's debug_locks: 0 once lockdep has reported a problem and turned itself off."""
+    with open("/proc/lockdep_stats") as f:
+        for line in f:
+            if line.strip().startswith("debug_locks:"):
+                return int(line.split(":")[1])
+    raise RuntimeError("no debug_locks in /proc/lockdep_stats: kernel without lockdep?")
+
+
 # KTAP: "ok 1 scull_storage" / "not ok 1 scull_storage" for a suite at top level.
-def kunit_results(text):
-    """Maps each KUnit suite seen in `text` to True (passed) or False (failed)."""
-    results = {}
+def kunit_runs(text):
+    """Maps each KUnit suite seen in `text` to its results, one bool (passed) per run: a
+    module's suites run at every load."""
+    runs = {}
     for line in text.splitlines():
         m = re.search(r"\]\s(not ok|ok) \d+ (\w+)\s*$", line)
         if m:
-            results[m.group(2)] = m.group(1) == "ok"
-    return results
+            runs.setdefault(m.group(2), []).append(m.group(1) == "ok")
+    return runs
+
+
+def kunit_results(text):
+    """Maps each KUnit suite seen in `text` to True when every run passed."""
+    return {suite: all(results) for suite, results in kunit_runs(text).items()}
 
 
 def failed_kunit_cases(text):
@@ -122,6 +204,9 @@ def main(argv):
     log = sub.add_parser("log")
     log.add_argument("--since", type=int, default=0, help="first log line to check")
     sub.add_parser("kmemleak")
+    sub.add_parser("kmemleak-baseline")
+    sub.add_parser("dropped")
+    sub.add_parser("health")
     sub.add_parser("lines")
     kunit = sub.add_parser("kunit")
     kunit.add_argument("suites", nargs="+")
@@ -147,20 +232,48 @@ def main(argv):
             return 1
         print("kcheck: kmemleak clean")
         return 0
+    if args.command == "kmemleak-baseline":
+        print(f"kcheck: kmemleak: {kmemleak_baseline()} object(s) unreferenced before the "
+              "tests (boot) will not be reported")
+        return 0
     if args.command == "kunit":
         text = kernel_log()
-        results = kunit_results(text)
+        runs = kunit_runs(text)
         bad = 0
         for suite in args.suites:
-            if suite not in results:
+            results = runs.get(suite, [])
+            if not results:
                 print(f"kcheck: KUnit suite {suite} did not run")
                 bad += 1
-            elif not results[suite]:
-                print(f"kcheck: KUnit suite {suite} failed:")
+            elif not all(results):
+                print(f"kcheck: KUnit suite {suite} failed {results.count(False)} of its "
+                      f"{len(results)} runs:")
                 print("\n".join(failed_kunit_cases(text)))
                 bad += 1
             else:
-                print(f"kcheck: KUnit suite {suite} passed")
+                print(f"kcheck: KUnit suite {suite} passed all {len(results)} runs")
+        return 1 if bad else 0
+    if args.command == "dropped":
+        first, lost = lost_records(read_kmsg())
+        if first != 0 or lost:
+            print(f"kcheck: the kernel log lost records (first kept: {first}, gaps: {lost}): "
+                  "a report may be hidden; boot with a larger log_buf_len")
+            return 1
+        print("kcheck: the kernel log holds every record since boot")
+        return 0
+    if args.command == "health":
+        bad = 0
+        unexpected = taint_flags() - EXPECTED_TAINT
+        if unexpected:
+            print(f"kcheck: the kernel is tainted {''.join(sorted(unexpected))} "
+                  f"(all flags: {''.join(sorted(taint_flags()))})")
+            bad += 1
+        if debug_locks() != 1:
+            print("kcheck: lockdep turned itself off (debug_locks 0): it found a problem")
+            bad += 1
+        if not bad:
+            print(f"kcheck: taint {''.join(sorted(taint_flags())) or 'none'} (expected), "
+                  "lockdep on")
         return 1 if bad else 0
     return 2
 

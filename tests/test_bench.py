@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO
 
 BENCH_FIGURES = (
@@ -16,6 +18,7 @@ BENCH_FIGURES = (
     + [f"writers.{n}.{where}" for n in (1, 2, 4) for where in ("one_device", "own_device")])
 
 
+@pytest.mark.timeout(900)
 def test_tiny_bench_measures_everything_and_reports_it(tmp_path):
     result = tmp_path / "bench.json"
     subprocess.run([sys.executable, os.path.join(REPO, "scripts", "bench-guest"), "--tiny",

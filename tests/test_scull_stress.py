@@ -6,11 +6,14 @@ import os
 import random
 import time
 
+import pytest
+
 import kcheck
 import multithread_write
 from conftest import QUANTUM, dev, new_log
 
 
+@pytest.mark.timeout(600)
 def test_five_threads_write_512_mib_each(log_since):
     multithread_write.run(dev(0))
     assert multithread_write.check(dev(0)) is None

@@ -64,6 +64,31 @@ def test_kunit_result_parsing():
     assert len(kcheck.failed_kunit_cases(text)) == 2
 
 
+def test_kunit_every_run_counts():
+    """A suite runs at every load of its module: one failed run among passes fails it."""
+    text = "\n".join([
+        "[    1.0] ok 1 scull_storage",
+        "[    2.0]     not ok 3 write_limits",
+        "[    2.1] not ok 1 scull_storage",
+        "[    3.0] ok 1 scull_storage",
+    ])
+    assert kcheck.kunit_runs(text) == {"scull_storage": [True, False, True]}
+    assert kcheck.kunit_results(text) == {"scull_storage": False}
+
+
+def test_lost_log_records_are_noticed():
+    record = "6,{},100,-;line".format
+    assert kcheck.lost_records([record(0).encode(), record(1).encode()]) == (0, 0)
+    # The ring wrapped before the check: the oldest record kept is not the first.
+    assert kcheck.lost_records([record(7).encode(), record(8).encode()]) == (7, 0)
+    # Records vanished while being read, or a gap in the numbers.
+    assert kcheck.lost_records([record(0).encode(), None]) == (0, 1)
+    assert kcheck.lost_records([record(0).encode(), record(5).encode()]) == (0, 4)
+    # This boot's own log is whole.
+    assert kcheck.lost_records(kcheck.read_kmsg()) == (0, 0)
+    assert run_kcheck("dropped").returncode == 0
+
+
 def test_clean_module_leaves_clean_log():
     since = log_lines()
     load_selftest(0)
@@ -99,6 +124,10 @@ def test_log_check_reports_a_warning():
     result = run_kcheck("log", "--since", str(since))
     assert result.returncode == 1
     assert "WARNING" in result.stdout
+    # A WARN taints the kernel (W), and the health check says so.
+    health = run_kcheck("health")
+    assert health.returncode == 1
+    assert "tainted W" in health.stdout, health.stdout
 
 
 # Last: a lockdep report switches lockdep off for the rest of the boot.
@@ -110,3 +139,7 @@ def test_log_check_reports_a_lockdep_splat():
     assert any("circular locking" in line for _, _, line in findings), findings
     result = run_kcheck("log", "--since", str(since))
     assert result.returncode == 1
+    # lockdep switched itself off, which the health check reports.
+    assert kcheck.debug_locks() == 0
+    health = run_kcheck("health")
+    assert "lockdep turned itself off" in health.stdout, health.stdout
