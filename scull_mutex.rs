@@ -9,6 +9,7 @@
 //!
 //! [`Mutex`]: kernel::sync::Mutex
 
+use crate::sched;
 use kernel::{
     alloc::{
         flags::{
@@ -20,6 +21,10 @@ use kernel::{
     new_mutex,
     prelude::*,
     sync::{
+        atomic::{
+            Atomic,
+            Relaxed, //
+        },
         Arc,
         Mutex,
         MutexGuard, //
@@ -42,6 +47,17 @@ pub(crate) const MAX_DEVICE_SIZE: u64 = 1 << 40;
 /// failing quietly with `ENOMEM` instead of warning, whatever size user space asks for.
 pub(crate) fn gfp() -> Flags {
     GFP_KERNEL_ACCOUNT | __GFP_NOWARN
+}
+
+/// Called before each step of a long copy: gives up the CPU if another task should run, and
+/// says whether to go on. A task being killed stops, returning what it has done so far, as
+/// `generic_perform_write` does; one call may otherwise make millions of steps.
+fn keep_going() -> bool {
+    if sched::fatal_signal_pending() {
+        return false;
+    }
+    sched::cond_resched();
+    true
 }
 
 /// Bytes of zeros copied out for holes.
@@ -144,6 +160,57 @@ impl Layout {
     }
 }
 
+/// The memory all scull devices may hold together, and what they hold now: a bound like
+/// tmpfs's `size`, so that users who may write to the devices cannot take all of the
+/// machine's memory.
+///
+/// Counted as [`Usage::allocated`] counts: quanta, quantum sets' slot arrays and the arrays
+/// of quantum sets, in the bytes asked for.
+pub(crate) struct MemoryBudget {
+    limit: u64,
+    used: Atomic<u64>,
+}
+
+impl MemoryBudget {
+    /// A budget of `limit` bytes, none of it used.
+    pub(crate) fn new(limit: u64) -> Self {
+        Self {
+            limit,
+            used: Atomic::new(0),
+        }
+    }
+
+    /// The bytes all devices may hold together.
+    pub(crate) fn limit(&self) -> u64 {
+        self.limit
+    }
+
+    /// The bytes all devices hold now.
+    pub(crate) fn used(&self) -> u64 {
+        self.used.load(Relaxed)
+    }
+
+    /// Takes `bytes` from the budget; `ENOSPC` when that would pass the limit.
+    fn charge(&self, bytes: u64) -> Result {
+        let mut used = self.used.load(Relaxed);
+        loop {
+            let new = used
+                .checked_add(bytes)
+                .filter(|&new| new <= self.limit)
+                .ok_or(ENOSPC)?;
+            match self.used.cmpxchg(used, new, Relaxed) {
+                Ok(_) => return Ok(()),
+                Err(now) => used = now,
+            }
+        }
+    }
+
+    /// Gives back `bytes` taken by [`Self::charge`].
+    fn uncharge(&self, bytes: u64) {
+        self.used.fetch_sub(bytes, Relaxed);
+    }
+}
+
 /// One quantum: `quantum` bytes, zero where never written.
 pub(crate) type Quantum = KVVec<u8>;
 
@@ -182,6 +249,12 @@ impl<F: FnMut(&mut [u8]) -> usize> WriteSource for F {
 }
 
 /// The memory of one scull device.
+///
+/// # Invariants
+///
+/// `charged` bytes of `budget` are this device's: exactly what [`Usage::allocated`] counts.
+/// Every allocated quantum set holds at least one quantum, and the array of quantum sets is
+/// empty or ends with an allocated one.
 pub(crate) struct Storage {
     layout: Layout,
     /// Bytes of data: the highest offset ever written, plus one.
@@ -189,7 +262,13 @@ pub(crate) struct Storage {
     qsets: KVVec<Option<QuantumSet>>,
     /// Quanta allocated, for the `/proc` views.
     quanta: usize,
+    budget: Arc<MemoryBudget>,
+    charged: u64,
 }
+
+/// Bytes of one slot of a quantum set, and of one slot of the array of quantum sets.
+const QUANTUM_SLOT: u64 = size_of::<Option<Quantum>>() as u64;
+const QSET_SLOT: u64 = size_of::<Option<QuantumSet>>() as u64;
 
 /// What a device's memory holds, as the `/proc` views show it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -207,15 +286,37 @@ pub(crate) struct Usage {
     pub(crate) allocated: u64,
 }
 
+impl Drop for Storage {
+    fn drop(&mut self) {
+        self.budget.uncharge(self.charged);
+    }
+}
+
 impl Storage {
-    /// An empty device of the given layout.
-    pub(crate) const fn new(layout: Layout) -> Self {
+    /// An empty device of the given layout, whose memory counts against `budget`.
+    pub(crate) fn new(layout: Layout, budget: Arc<MemoryBudget>) -> Self {
+        // INVARIANT: nothing is allocated and nothing charged.
         Self {
             layout,
             size: 0,
             qsets: KVVec::new(),
             quanta: 0,
+            budget,
+            charged: 0,
         }
+    }
+
+    /// Takes `bytes` from the budget for this device; `ENOSPC` when it is used up.
+    fn charge(&mut self, bytes: u64) -> Result {
+        self.budget.charge(bytes)?;
+        self.charged += bytes;
+        Ok(())
+    }
+
+    /// Gives back `bytes` this device took.
+    fn uncharge(&mut self, bytes: u64) {
+        self.budget.uncharge(bytes);
+        self.charged -= bytes;
     }
 
     /// The device's layout. Only the KUnit tests need it; the driver reads it from [`Usage`].
@@ -247,14 +348,16 @@ impl Storage {
 
     /// Frees all data and adopts `layout` (LDD3's `scull_trim`).
     pub(crate) fn trim(&mut self, layout: Layout) {
-        *self = Self::new(layout);
+        // The old storage is dropped here, which gives its memory back to the budget.
+        *self = Self::new(layout, self.budget.clone());
     }
 
     /// Copies data from offset `pos` to `sink`, at most `len` bytes and never past the size.
     ///
     /// `sink` receives consecutive pieces and returns how much of each it took; taking less
-    /// ends the copy (a fault in user memory). Returns the bytes taken, `EFAULT` when the very
-    /// first piece failed entirely, and 0 at or past the end of the data.
+    /// ends the copy (a fault in user memory), and so does a fatal signal. Returns the bytes
+    /// taken, `EFAULT` when the very first piece failed entirely (`EINTR` when the task was
+    /// being killed before it), and 0 at or past the end of the data.
     pub(crate) fn read(
         &self,
         pos: u64,
@@ -264,7 +367,12 @@ impl Storage {
         let available = self.size.saturating_sub(pos);
         let len = len.min(usize::try_from(available).unwrap_or(usize::MAX));
         let mut done = 0;
+        let mut failure = EFAULT;
         while done < len {
+            if !keep_going() {
+                failure = EINTR;
+                break;
+            }
             // Below `size`, hence below `max_size`: `locate` and the addition succeed.
             let Some(at) = self.locate_checked(pos, done) else {
                 break;
@@ -281,7 +389,7 @@ impl Storage {
             }
         }
         if done == 0 && len > 0 {
-            return Err(EFAULT);
+            return Err(failure);
         }
         Ok(done)
     }
@@ -289,9 +397,11 @@ impl Storage {
     /// Copies up to `len` bytes from `source` to offset `pos`, allocating memory as needed.
     ///
     /// `source` fills consecutive pieces (or new quanta) and says how much of each it filled;
-    /// filling less ends the copy. Returns the bytes written. Errors only when nothing was
-    /// written: `EFBIG` for `pos` at or past [`Layout::max_size`], `ENOMEM` when memory ran
-    /// out, `EFAULT` when the source failed. Writes stop at the maximum size, as they do at a file's size limit.
+    /// filling less ends the copy, and so does a fatal signal. Returns the bytes written.
+    /// Errors only when nothing was written: `EFBIG` for `pos` at or past
+    /// [`Layout::max_size`], `ENOMEM` when memory ran out, `EFAULT` when the source failed,
+    /// `EINTR` when the task is being killed. Writes stop at the maximum size, as they do at a
+    /// file's size limit.
     pub(crate) fn write(
         &mut self,
         pos: u64,
@@ -311,32 +421,27 @@ impl Storage {
         let mut done = 0;
         let mut failure = EFAULT;
         while done < len {
+            if !keep_going() {
+                failure = EINTR;
+                break;
+            }
             let Some(at) = self.locate_checked(pos, done) else {
                 break;
             };
             let want = (len - done).min(self.layout.quantum - at.offset);
-            let quantum_size = self.layout.quantum;
-            let slot = match self.slot_mut(at) {
-                Ok(slot) => slot,
+            let filled = match self.fill_quantum(at, want, &mut source) {
+                Ok(filled) => filled,
                 Err(err) => {
                     failure = err;
-                    break;
+                    0
                 }
             };
-            let filled = match slot {
-                Some(quantum) => source.fill(&mut quantum[at.offset..at.offset + want]),
-                None => match source.fill_new(quantum_size, at.offset, want) {
-                    Ok((quantum, filled)) => {
-                        *slot = Some(quantum);
-                        self.quanta += 1;
-                        filled
-                    }
-                    Err(err) => {
-                        failure = err;
-                        break;
-                    }
-                },
-            };
+            if filled == 0 {
+                // Nothing was written here: whatever this step allocated goes, and the size
+                // stays as the bytes actually written left it.
+                self.release_unused(at.qset);
+                break;
+            }
             done += filled;
             // `pos + done` stays within `max_size`, which fits in `u64`.
             self.size = self.size.max(pos + done as u64);
@@ -350,6 +455,56 @@ impl Storage {
         Ok(done)
     }
 
+    /// Fills `want` bytes of the quantum at `at` from `source`, allocating the quantum (and its
+    /// quantum set) if need be, and returns how many bytes were filled. A new quantum that
+    /// received nothing is not kept.
+    fn fill_quantum(
+        &mut self,
+        at: Location,
+        want: usize,
+        source: &mut impl WriteSource,
+    ) -> Result<usize> {
+        let quantum_size = self.layout.quantum;
+        if let Some(quantum) = self.slot_mut(at)? {
+            return Ok(source.fill(&mut quantum[at.offset..at.offset + want]));
+        }
+        self.charge(quantum_size as u64)?;
+        let result = match source.fill_new(quantum_size, at.offset, want) {
+            Ok((quantum, filled)) if filled > 0 => self.slot_mut(at).map(|slot| {
+                *slot = Some(quantum);
+                filled
+            }),
+            Ok(_) => Ok(0),
+            Err(err) => Err(err),
+        };
+        match result {
+            Ok(filled) if filled > 0 => self.quanta += 1,
+            _ => self.uncharge(quantum_size as u64),
+        }
+        result
+    }
+
+    /// Frees quantum set `index` if it holds no quantum, and drops the empty slots at the end
+    /// of the array of quantum sets: what a write allocated before it failed to write
+    /// anything there.
+    ///
+    /// Keeps the invariant that the `/proc` views rely on: every allocated quantum set holds
+    /// at least one quantum, and the array of quantum sets ends with an allocated one.
+    fn release_unused(&mut self, index: usize) {
+        if let Some(qset) = self.qsets.get_mut(index) {
+            if qset
+                .as_ref()
+                .is_some_and(|slots| slots.iter().all(Option::is_none))
+            {
+                *qset = None;
+                self.uncharge(self.layout.qset as u64 * QUANTUM_SLOT);
+            }
+        }
+        while matches!(self.qsets.last(), Some(None)) {
+            self.qsets.pop();
+        }
+    }
+
     /// Locates `pos + done`, if that is a valid offset.
     fn locate_checked(&self, pos: u64, done: usize) -> Option<Location> {
         self.layout.locate(pos.checked_add(done as u64)?)
@@ -360,47 +515,89 @@ impl Storage {
         self.qsets.get(at.qset)?.as_ref()?.get(at.quantum)?.as_ref()
     }
 
-    /// The slot of the quantum at `at`, with its quantum set allocated.
+    /// The slot of the quantum at `at`, with its quantum set allocated (and charged).
     fn slot_mut(&mut self, at: Location) -> Result<&mut Option<Quantum>> {
         if at.qset >= self.qsets.len() {
-            let missing = at.qset + 1 - self.qsets.len();
-            self.qsets.reserve(missing, gfp())?;
-            for _ in 0..missing {
-                self.qsets.push(None, gfp())?;
+            self.grow_qsets(at.qset + 1)?;
+        }
+        if self.qsets[at.qset].is_none() {
+            let qset = self.layout.qset;
+            self.charge(qset as u64 * QUANTUM_SLOT)?;
+            let slots = QuantumSet::with_capacity(qset, gfp()).and_then(|mut slots| {
+                for _ in 0..qset {
+                    slots.push(None, gfp())?;
+                }
+                Ok(slots)
+            });
+            match slots {
+                Ok(slots) => self.qsets[at.qset] = Some(slots),
+                Err(err) => {
+                    self.uncharge(qset as u64 * QUANTUM_SLOT);
+                    return Err(err.into());
+                }
             }
         }
-        let layout = self.layout;
-        let qset = &mut self.qsets[at.qset];
-        if qset.is_none() {
-            let mut slots = QuantumSet::with_capacity(layout.qset, gfp())?;
-            for _ in 0..layout.qset {
-                slots.push(None, gfp())?;
-            }
-            *qset = Some(slots);
-        }
-        qset.as_mut()
+        self.qsets[at.qset]
+            .as_mut()
             .and_then(|slots| slots.get_mut(at.quantum))
             .ok_or(EINVAL)
     }
+
+    /// Grows the array of quantum sets to `len` empty slots, charging what its capacity grows.
+    fn grow_qsets(&mut self, len: usize) -> Result {
+        let old_len = self.qsets.len();
+        let old_capacity = self.qsets.capacity();
+        let missing = len - old_len;
+        if old_capacity - old_len < missing {
+            // The capacity `KVVec::reserve` will pick, charged before it allocates.
+            let planned = (old_capacity * 2).max(len);
+            self.charge((planned - old_capacity) as u64 * QSET_SLOT)?;
+            if let Err(err) = self.qsets.reserve(missing, gfp()) {
+                self.uncharge((planned - old_capacity) as u64 * QSET_SLOT);
+                return Err(err.into());
+            }
+            // Had `reserve` picked another capacity, the charge follows what was allocated.
+            let actual = self.qsets.capacity();
+            if actual < planned {
+                self.uncharge((planned - actual) as u64 * QSET_SLOT);
+            } else if actual > planned {
+                let extra = (actual - planned) as u64 * QSET_SLOT;
+                self.budget.used.fetch_add(extra, Relaxed);
+                self.charged += extra;
+            }
+        }
+        for _ in 0..missing {
+            self.qsets.push(None, gfp())?;
+        }
+        Ok(())
+    }
 }
 
-/// The layout that devices adopt when they are next trimmed: LDD3's `scull_quantum` and
-/// `scull_qset` globals, changed through the ioctls and shared by all devices.
+/// What all scull devices share: the layout they adopt when they are next trimmed (LDD3's
+/// `scull_quantum` and `scull_qset` globals, changed through the ioctls), and the memory
+/// budget they draw from.
 #[pin_data]
 pub(crate) struct Settings {
     /// The layout given at load time, which `SCULL_IOCRESET` restores.
     initial: Layout,
     #[pin]
     current: Mutex<Layout>,
+    budget: Arc<MemoryBudget>,
 }
 
 impl Settings {
-    /// Settings that start from, and reset to, `layout`.
-    pub(crate) fn new(layout: Layout) -> impl PinInit<Self> {
+    /// Settings that start from, and reset to, `layout`, for devices that draw from `budget`.
+    pub(crate) fn new(layout: Layout, budget: Arc<MemoryBudget>) -> impl PinInit<Self> {
         pin_init!(Self {
             initial: layout,
             current <- new_mutex!(layout, "Settings::current"),
+            budget,
         })
+    }
+
+    /// The memory budget of all devices.
+    pub(crate) fn budget(&self) -> &MemoryBudget {
+        &self.budget
     }
 
     /// The layout the next trim adopts.
@@ -441,7 +638,10 @@ impl ScullDev {
     pub(crate) fn new(settings: Arc<Settings>) -> impl PinInit<Self> {
         let layout = settings.current();
         pin_init!(Self {
-            storage <- new_mutex!(Storage::new(layout), "ScullDev::storage"),
+            storage <- new_mutex!(
+                Storage::new(layout, settings.budget.clone()),
+                "ScullDev::storage"
+            ),
             settings,
         })
     }
@@ -466,6 +666,21 @@ impl ScullDev {
 #[kunit_tests(scull_storage)]
 mod tests {
     use super::*;
+
+    /// An empty device of `quantum`-byte quanta, `qset` to a set, drawing from a budget of
+    /// `limit` bytes.
+    fn storage_within(quantum: usize, qset: usize, limit: u64) -> Result<Storage> {
+        let layout = Layout::new(quantum, qset).map_err(|_| EINVAL)?;
+        Ok(Storage::new(
+            layout,
+            Arc::new(MemoryBudget::new(limit), GFP_KERNEL)?,
+        ))
+    }
+
+    /// An empty device with no practical memory limit.
+    fn storage(quantum: usize, qset: usize) -> Result<Storage> {
+        storage_within(quantum, qset, u64::MAX)
+    }
 
     /// Writes `data` at `pos` in one call.
     fn put(storage: &mut Storage, pos: u64, data: &[u8]) -> Result<usize> {
@@ -537,7 +752,7 @@ mod tests {
 
     #[test]
     fn write_then_read_across_quanta_and_qsets() -> Result {
-        let mut storage = Storage::new(Layout::new(3, 2).map_err(|_| EINVAL)?);
+        let mut storage = storage(3, 2)?;
         let data: [u8; 20] = core::array::from_fn(|i| i as u8 + 1);
         assert_eq!(put(&mut storage, 0, &data)?, 20);
         assert_eq!(storage.size(), 20);
@@ -550,7 +765,7 @@ mod tests {
 
     #[test]
     fn holes_read_as_zeros_without_allocating() -> Result {
-        let mut storage = Storage::new(Layout::new(4, 2).map_err(|_| EINVAL)?);
+        let mut storage = storage(4, 2)?;
         assert_eq!(put(&mut storage, 30, b"xy")?, 2);
         assert_eq!(storage.size(), 32);
         assert_eq!(storage.usage().quanta, 1);
@@ -564,7 +779,7 @@ mod tests {
 
     #[test]
     fn read_at_or_past_end_is_empty() -> Result {
-        let mut storage = Storage::new(Layout::new(4, 2).map_err(|_| EINVAL)?);
+        let mut storage = storage(4, 2)?;
         assert_eq!(get(&storage, 0, 10)?.len(), 0);
         put(&mut storage, 0, b"abc")?;
         assert_eq!(get(&storage, 3, 10)?.len(), 0);
@@ -574,8 +789,8 @@ mod tests {
 
     #[test]
     fn write_limits() -> Result {
-        let layout = Layout::new(1, 1).map_err(|_| EINVAL)?;
-        let mut storage = Storage::new(layout);
+        let mut storage = storage(1, 1)?;
+        let layout = storage.layout();
         assert_eq!(put(&mut storage, layout.max_size(), b"a"), Err(EFBIG));
         assert_eq!(put(&mut storage, u64::MAX, b"a"), Err(EFBIG));
         assert_eq!(put(&mut storage, layout.max_size() - 1, b"ab")?, 1);
@@ -585,7 +800,7 @@ mod tests {
 
     #[test]
     fn faults_give_short_counts_or_efault() -> Result {
-        let mut storage = Storage::new(Layout::new(4, 2).map_err(|_| EINVAL)?);
+        let mut storage = storage(4, 2)?;
         assert_eq!(storage.write(0, 10, |_: &mut [u8]| 0), Err(EFAULT));
         assert_eq!(storage.size(), 0);
         let mut budget = 6;
@@ -601,8 +816,77 @@ mod tests {
     }
 
     #[test]
+    fn a_write_that_writes_nothing_leaves_no_trace() -> Result {
+        let mut storage = storage(4, 2)?;
+        // Far away, into a new quantum set: fails, and neither grows nor allocates.
+        assert_eq!(storage.write(1_000_000, 100, |_: &mut [u8]| 0), Err(EFAULT));
+        assert_eq!(storage.size(), 0);
+        assert_eq!(storage.usage().quanta, 0);
+        assert_eq!(storage.usage().qsets, 0);
+        assert!(storage.qsets.is_empty());
+
+        // A write that stops exactly at a quantum boundary keeps no empty quantum after it.
+        put(&mut storage, 0, b"ab")?;
+        let mut budget = 2;
+        let written = storage.write(2, 10, |piece: &mut [u8]| {
+            let n = piece.len().min(budget);
+            budget -= n;
+            n
+        })?;
+        assert_eq!(written, 2);
+        assert_eq!(storage.size(), 4);
+        assert_eq!(storage.usage().quanta, 1);
+        assert_eq!(storage.usage().qsets, 1);
+        assert_eq!(storage.qsets.len(), 1);
+        Ok(())
+    }
+
+    #[test]
+    fn the_budget_bounds_all_devices_and_comes_back() -> Result {
+        let budget = Arc::new(MemoryBudget::new(100), GFP_KERNEL)?;
+        let layout = Layout::new(10, 2).map_err(|_| EINVAL)?;
+        let mut first = Storage::new(layout, budget.clone());
+        // One slot of the array of quantum sets (24), a quantum set (2 slots, 48), a quantum.
+        assert_eq!(put(&mut first, 0, b"0123456789")?, 10);
+        assert_eq!(budget.used(), 82);
+        assert_eq!(put(&mut first, 10, b"abcdefghij")?, 10);
+        assert_eq!(budget.used(), 92);
+        // A second quantum set does not fit: the write moves what fits, then fails.
+        assert_eq!(put(&mut first, 15, b"0123456789"), Ok(5));
+        assert_eq!(put(&mut first, 20, b"x"), Err(ENOSPC));
+        assert_eq!(first.size(), 20);
+        assert_eq!(first.usage().allocated, budget.used());
+        // Another device draws from the same budget.
+        let mut second = Storage::new(layout, budget.clone());
+        assert_eq!(put(&mut second, 0, b"y"), Err(ENOSPC));
+        assert_eq!(second.usage().allocated, 0);
+        // Trimming and dropping give everything back.
+        first.trim(layout);
+        assert_eq!(budget.used(), 0);
+        assert_eq!(put(&mut second, 0, b"y")?, 1);
+        assert_eq!(budget.used(), 82);
+        drop(second);
+        assert_eq!(budget.used(), 0);
+        Ok(())
+    }
+
+    #[test]
+    fn charges_are_what_the_views_show() -> Result {
+        let mut storage = storage(3, 2)?;
+        for pos in [0, 5, 100, 7, 1_000, 40, 3_000] {
+            put(&mut storage, pos, b"0123456789")?;
+            assert_eq!(storage.usage().allocated, storage.charged);
+            assert_eq!(storage.budget.used(), storage.charged);
+        }
+        // A failed write leaves no charge behind.
+        assert_eq!(storage.write(90_000, 10, |_: &mut [u8]| 0), Err(EFAULT));
+        assert_eq!(storage.usage().allocated, storage.charged);
+        Ok(())
+    }
+
+    #[test]
     fn trim_frees_and_adopts_layout() -> Result {
-        let mut storage = Storage::new(Layout::new(4, 2).map_err(|_| EINVAL)?);
+        let mut storage = storage(4, 2)?;
         put(&mut storage, 0, b"0123456789")?;
         let next = Layout::new(8, 8).map_err(|_| EINVAL)?;
         storage.trim(next);

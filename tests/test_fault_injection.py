@@ -1,0 +1,574 @@
+"""Every allocation and user copy on each driver path, failed in turn (syzkaller's fail-nth).
+
+For each operation, the 1st, 2nd, ... failure point is failed until a run completes without
+reaching it. Each run must end in a clean error (ENOMEM, EFAULT) or a short count, leave the
+device exactly as the model of that outcome says, and leave it working. Module init gets the
+same: a load with each allocation of scull's or complete's init failed must fail cleanly and
+leave nothing behind, and the next load must work. kmemleak, KASAN and lockdep watch all of
+it (scripts/guest-test reads their verdict after the suite).
+
+The matrix of operations and failure points is printed at the end of each test.
+"""
+
+import collections
+import ctypes
+import errno
+import fcntl
+import json
+import os
+import select
+import subprocess
+import sys
+import threading
+
+import pytest
+
+import blocking
+import kcheck
+from failnth import FaultInjection, call, libc
+
+TESTS = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(TESTS)
+SCRIPTS = os.path.join(REPO, "scripts")
+SCULL = "/dev/scull0"
+PIPE = "/dev/scullpipe0"
+COMPLETE = "/dev/complete"
+QUANTUM, QSET = 4000, 1000
+CLEAN = {errno.ENOMEM, errno.EFAULT}
+
+IOC_MAGIC = ord("k")
+
+
+def ioc(direction, nr, size=0):
+    return (direction << 30) | (size << 16) | (IOC_MAGIC << 8) | nr
+
+
+RESET = ioc(0, 0)
+Q_QUANTUM, Q_QSET = ioc(0, 7), ioc(0, 8)
+COMPLETE_IOC_WAKE_ALL = ioc(0, 0x40)
+
+
+def script(name, *args):
+    subprocess.run([os.path.join(SCRIPTS, name), *args], check=True, capture_output=True)
+
+
+def pattern(n, seed=0):
+    return bytes((seed + i * 7) % 251 for i in range(n))
+
+
+def scullmem(device=0):
+    with open("/proc/scullmem") as f:
+        for line in f:
+            name, _, fields = line.partition(": ")
+            if name == f"scull{device}":
+                return {k: int(v) for k, v in (x.split("=") for x in fields.split())}
+    raise AssertionError(f"scull{device} missing from /proc/scullmem")
+
+
+def device_bytes(path=SCULL):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def trim(path=SCULL):
+    os.close(os.open(path, os.O_WRONLY))
+
+
+def fill(data, at=0, path=SCULL):
+    trim(path)
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        assert os.pwrite(fd, data, at) == len(data)
+    finally:
+        os.close(fd)
+
+
+class Matrix:
+    """Outcomes per operation: how many failure points its path has, and what runs gave."""
+
+    rows = []
+
+    def __init__(self, name):
+        self.name = name
+        self.outcomes = collections.Counter()
+        self.log_lines = len(kcheck.kernel_log().splitlines())
+
+    def saw(self, outcome):
+        self.outcomes[outcome] += 1
+
+    def done(self, points):
+        log = kcheck.kernel_log().splitlines()[self.log_lines:]
+        kinds = collections.Counter(line.split("name ", 1)[1].split(",")[0]
+                                    for line in log if "name fail" in line)
+        outcomes = ", ".join(f"{k} x{v}" for k, v in sorted(self.outcomes.items()))
+        Matrix.rows.append(f"{self.name:<34} {points:>4} points  {outcomes}"
+                           f"  [{', '.join(f'{k} {v}' for k, v in sorted(kinds.items()))}]")
+        assert points >= 0
+
+
+@pytest.fixture
+def matrix(capsys):
+    Matrix.rows = []
+    yield Matrix
+    with capsys.disabled():
+        print("\nfault injection: operation, failure points on its path, outcomes "
+              "[injected failures by type]")
+        for row in Matrix.rows:
+            print("  " + row)
+
+
+def outcome(result, err):
+    if result < 0:
+        assert err in CLEAN, f"unclean error {errno.errorcode.get(err, err)}"
+        return errno.errorcode[err]
+    return "ok"
+
+
+def run(fi, matrix_row, prepare, operation, check):
+    """inject() with `prepare()` run, unarmed, before each armed `operation()`."""
+    state = {}
+
+    def armed():
+        return operation(state)
+
+    def judge(n, result, fired):
+        check(state, result, fired)
+        if fired:
+            prepare(state)
+
+    prepare(state)
+    points = fi.inject(armed, judge)
+    matrix_row.done(points)
+
+
+# scull memory devices.
+
+@pytest.mark.timeout(900)
+def test_scull_operations_under_every_failure_point(matrix):
+    buffer = ctypes.create_string_buffer(1 << 16)
+    with FaultInjection() as fi:
+        # Open write-only: trims. A failed open must not have emptied the device.
+        data = pattern(10000)
+        row = matrix("open O_WRONLY (trim)")
+
+        def prepare_open(state):
+            fill(data)
+
+        def open_write_only(state):
+            return call(libc.open, SCULL.encode(), os.O_WRONLY)
+
+        def check_open(state, result, fired):
+            fd, err = result
+            row.saw(outcome(fd, err))
+            if fd >= 0:
+                os.close(fd)
+                assert scullmem()["size"] == 0
+            else:
+                assert device_bytes() == data
+        run(fi, row, prepare_open, open_write_only, check_open)
+
+        # Writes: at 0 into an empty device, inside the data, past the end (a hole between),
+        # and across into a new quantum set.
+        qset_bytes = QUANTUM * QSET
+        cases = [
+            ("write at 0", b"", 0, 10000),
+            ("write inside the data", pattern(12000, 1), 2000, 5000),
+            ("write past the end", pattern(4000, 2), 10000, 6000),
+            ("write into a new quantum set", pattern(100, 3), 3 * qset_bytes - 1000, 5000),
+        ]
+        for name, before, at, count in cases:
+            row = matrix(name)
+            payload = pattern(count, 9)
+            ctypes.memmove(buffer, payload, count)
+
+            def prepare_write(state, before=before):
+                fill(before)
+                state["fd"] = os.open(SCULL, os.O_RDWR)
+
+            def write(state, at=at, count=count):
+                return call(libc.pwrite, state["fd"], buffer, count, at)
+
+            def check_write(state, result, fired, before=before, at=at, count=count,
+                            payload=payload):
+                n, err = result
+                os.close(state["fd"])
+                row.saw(outcome(n, err) if n < 0 else "ok" if n == count else "short")
+                written = max(n, 0)
+                expected = bytearray(before)
+                end = at + written
+                if written:
+                    expected.extend(bytes(max(0, end - len(expected))))
+                    expected[at:end] = payload[:written]
+                assert device_bytes() == bytes(expected), (name, n, err)
+                # Exactly the quanta that hold written bytes, nothing allocated in vain.
+                quanta = {i // QUANTUM for i in range(len(before))}
+                quanta |= set(range(at // QUANTUM, (end - 1) // QUANTUM + 1)) if written else set()
+                usage = scullmem()
+                assert (usage["size"], usage["quanta"], usage["qsets"]) == (
+                    len(expected), len(quanta), len({q // QSET for q in quanta})), (name, n)
+            run(fi, row, prepare_write, write, check_write)
+
+        # Read.
+        data = pattern(12000, 4)
+        row = matrix("read")
+
+        def prepare_read(state):
+            if device_bytes() != data:
+                fill(data)
+            ctypes.memset(buffer, 0, len(data))
+            state["fd"] = os.open(SCULL, os.O_RDONLY)
+
+        def read(state):
+            return call(libc.pread, state["fd"], buffer, len(data), 0)
+
+        def check_read(state, result, fired):
+            n, err = result
+            os.close(state["fd"])
+            row.saw(outcome(n, err) if n < 0 else "ok" if n == len(data) else "short")
+            if n > 0:
+                assert buffer.raw[:n] == data[:n]
+            assert device_bytes() == data
+        run(fi, row, prepare_read, read, check_read)
+
+
+def test_ioctls_under_every_failure_point(matrix):
+    value = ctypes.c_int()
+    commands = [
+        # (name, cmd, argument, new quantum/qset after success, result on success)
+        ("SCULL_IOCRESET", RESET, None, (QUANTUM, QSET), 0),
+        ("SCULL_IOCSQUANTUM", ioc(1, 1, 4), 2000, (2000, QSET), 0),
+        ("SCULL_IOCSQSET", ioc(1, 2, 4), 20, (QUANTUM, 20), 0),
+        ("SCULL_IOCTQUANTUM", ioc(0, 3), 3000, (3000, QSET), 0),
+        ("SCULL_IOCTQSET", ioc(0, 4), 30, (QUANTUM, 30), 0),
+        ("SCULL_IOCGQUANTUM", ioc(2, 5, 4), -1, (QUANTUM, QSET), 0),
+        ("SCULL_IOCGQSET", ioc(2, 6, 4), -1, (QUANTUM, QSET), 0),
+        ("SCULL_IOCQQUANTUM", Q_QUANTUM, None, (QUANTUM, QSET), QUANTUM),
+        ("SCULL_IOCQQSET", Q_QSET, None, (QUANTUM, QSET), QSET),
+        ("SCULL_IOCXQUANTUM", ioc(3, 9, 4), 5000, (5000, QSET), 0),
+        ("SCULL_IOCXQSET", ioc(3, 10, 4), 50, (QUANTUM, 50), 0),
+        ("SCULL_IOCHQUANTUM", ioc(0, 11), 6000, (6000, QSET), QUANTUM),
+        ("SCULL_IOCHQSET", ioc(0, 12), 60, (QUANTUM, 60), QSET),
+    ]
+    fd = os.open(SCULL, os.O_RDONLY)
+    try:
+        with FaultInjection() as fi:
+            for name, cmd, arg, after, returns in commands:
+                row = matrix(name)
+                by_pointer = cmd >> 30 != 0
+
+                def prepare(state, arg=arg):
+                    fcntl.ioctl(fd, RESET)
+                    value.value = arg if arg is not None else 0
+
+                def operation(state, cmd=cmd, arg=arg, by_pointer=by_pointer):
+                    argument = ctypes.addressof(value) if by_pointer else (arg or 0)
+                    return call(libc.ioctl, fd, cmd, argument)
+
+                def check(state, result, fired, name=name, cmd=cmd, after=after,
+                          returns=returns, by_pointer=by_pointer):
+                    n, err = result
+                    row.saw(outcome(n, err))
+                    now = (fcntl.ioctl(fd, Q_QUANTUM), fcntl.ioctl(fd, Q_QSET))
+                    if n < 0:
+                        # A failed call changes nothing.
+                        assert now == (QUANTUM, QSET), (name, now)
+                        return
+                    assert (n, now) == (returns, after), name
+                    if cmd in (ioc(2, 5, 4), ioc(3, 9, 4)):
+                        assert value.value == QUANTUM, name
+                    if cmd in (ioc(2, 6, 4), ioc(3, 10, 4)):
+                        assert value.value == QSET, name
+                run(fi, row, prepare, operation, check)
+    finally:
+        fcntl.ioctl(fd, RESET)
+        os.close(fd)
+
+
+@pytest.mark.parametrize("view", ["/proc/scullmem", "/proc/scullseq"])
+def test_proc_views_under_every_failure_point(matrix, view):
+    fill(pattern(9000, 5))
+    with open(view) as f:
+        expected = f.read().encode()
+    buffer = ctypes.create_string_buffer(1 << 16)
+    with FaultInjection() as fi:
+        row = matrix(f"read {view}")
+
+        def prepare(state):
+            ctypes.memset(buffer, 0, len(buffer))
+
+        def operation(state):
+            fd, err = call(libc.open, view.encode(), os.O_RDONLY)
+            if fd < 0:
+                return fd, err
+            # Small reads, so that seq_file stops and restarts between records.
+            total = 0
+            while True:
+                n, err = call(libc.read, fd, ctypes.addressof(buffer) + total, 64)
+                if n <= 0:
+                    break
+                total += n
+            libc.close(fd)
+            return (n, err) if n < 0 else (total, 0)
+
+        def check(state, result, fired):
+            n, err = result
+            row.saw(outcome(n, err))
+            if n >= 0:
+                assert buffer.raw[:n] == expected
+        run(fi, row, prepare, operation, check)
+    with open(view) as f:
+        assert f.read().encode() == expected
+
+
+SCULLPRIV_SESSION = r"""
+import fcntl, json, os, sys, termios
+sys.path.insert(0, sys.argv[1])
+from failnth import arm, call, disarm, fired, libc
+
+# A session of its own with a new terminal: its first open of scullpriv creates a device.
+os.setsid()
+master, slave = os.openpty()
+fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+fail_nth = os.open("/proc/thread-self/fail-nth", os.O_RDWR)
+arm(fail_nth, int(sys.argv[2]))
+fd, err = call(libc.open, b"/dev/scullpriv", os.O_RDWR)
+reached = fired(fail_nth)
+disarm(fail_nth)
+data = ""
+if fd >= 0:
+    # The device works, and a second open from the session finds the same one.
+    os.write(fd, b"first")
+    os.close(fd)
+    reader = os.open("/dev/scullpriv", os.O_RDONLY)
+    data = os.read(reader, 100).decode()
+    os.close(reader)
+print(json.dumps({"fd": fd, "err": err, "fired": reached, "data": data}))
+"""
+
+
+def test_scullpriv_first_open_under_every_failure_point(matrix):
+    """Each failure point of a first open, each in a new session (so each open is a first)."""
+    row = matrix("scullpriv first open (new tty)")
+    with FaultInjection():
+        for n in range(1, 1000):
+            out = subprocess.run([sys.executable, "-c", SCULLPRIV_SESSION, TESTS, str(n)],
+                                 check=True, capture_output=True, text=True).stdout
+            run_ = json.loads(out)
+            row.saw(outcome(run_["fd"], run_["err"]))
+            if run_["fd"] >= 0:
+                assert run_["data"] == "first", run_
+            if not run_["fired"]:
+                break
+    assert run_["fd"] >= 0 and not run_["fired"]
+    row.done(n - 1)
+
+
+# scullpipe.
+
+def drain_pipe(fd):
+    try:
+        while True:
+            os.read(fd, 1 << 16)
+    except BlockingIOError:
+        pass
+
+
+def pipe_holds(fd):
+    return bool(select.select([fd], [], [], 0)[0])
+
+
+def test_pipe_operations_under_every_failure_point(matrix):
+    fd = os.open(PIPE, os.O_RDWR | os.O_NONBLOCK)
+    buffer = ctypes.create_string_buffer(4000)
+    data = pattern(100, 6)
+    try:
+        with FaultInjection() as fi:
+            row = matrix("scullpipe write")
+
+            def prepare_write(state):
+                drain_pipe(fd)
+                ctypes.memmove(buffer, data, len(data))
+
+            def write(state):
+                return call(libc.write, fd, buffer, len(data))
+
+            def check_write(state, result, fired):
+                n, err = result
+                row.saw(outcome(n, err))
+                if n < 0:
+                    assert not pipe_holds(fd)
+                else:
+                    assert n == len(data) and os.read(fd, 4000) == data
+            run(fi, row, prepare_write, write, check_write)
+
+            row = matrix("scullpipe read")
+
+            def prepare_read(state):
+                drain_pipe(fd)
+                assert os.write(fd, data) == len(data)
+                ctypes.memset(buffer, 0, len(buffer))
+
+            def read(state):
+                return call(libc.read, fd, buffer, 4000)
+
+            def check_read(state, result, fired):
+                n, err = result
+                row.saw(outcome(n, err))
+                if n < 0:
+                    # Nothing was taken out of the pipe.
+                    assert os.read(fd, 4000) == data
+                else:
+                    assert buffer.raw[:n] == data
+                    assert not pipe_holds(fd)
+            run(fi, row, prepare_read, read, check_read)
+    finally:
+        drain_pipe(fd)
+        os.close(fd)
+
+
+# /dev/complete.
+
+def passes_at_once(fd_flags=os.O_RDONLY):
+    """True when a read on a new file returns without sleeping: a completion was banked.
+    A reader that sleeps instead is woken before this returns False."""
+    fd = os.open(COMPLETE, fd_flags)
+    done = threading.Event()
+    result = []
+
+    def reader():
+        result.append(call(libc.read, fd, ctypes.create_string_buffer(100), 100))
+        done.set()
+    thread = threading.Thread(target=reader, daemon=True)
+    thread.start()
+    passed = None
+    while passed is None:
+        if done.wait(0.02):
+            passed = True
+        elif blocking.sleeping_in(os.getpid(), blocking.SYS_READ, fd, tid=thread.native_id):
+            passed = False
+            wake = os.open(COMPLETE, os.O_WRONLY)
+            os.write(wake, b"x")
+            os.close(wake)
+    thread.join(blocking.REACH_S)
+    os.close(fd)
+    assert result and result[0][0] > 0, result
+    return passed
+
+
+def test_complete_operations_under_every_failure_point(matrix):
+    buffer = ctypes.create_string_buffer(100)
+    assert not passes_at_once()                 # nothing banked to start with
+    with FaultInjection() as fi:
+        row = matrix("complete write")
+
+        def prepare_write(state):
+            state["fd"] = os.open(COMPLETE, os.O_WRONLY)
+
+        def write(state):
+            return call(libc.write, state["fd"], buffer, 1)
+
+        def check_write(state, result, fired):
+            n, err = result
+            os.close(state["fd"])
+            row.saw(outcome(n, err))
+            # A write that succeeded banked exactly one completion; one that failed none.
+            assert passes_at_once() == (n == 1)
+            assert not passes_at_once()
+        run(fi, row, prepare_write, write, check_write)
+
+        row = matrix("complete read")
+
+        def prepare_read(state):
+            wake = os.open(COMPLETE, os.O_WRONLY)
+            os.write(wake, b"x")
+            os.close(wake)
+            state["fd"] = os.open(COMPLETE, os.O_RDONLY)
+
+        def read(state):
+            return call(libc.read, state["fd"], buffer, 100)
+
+        def check_read(state, result, fired):
+            n, err = result
+            os.close(state["fd"])
+            row.saw(outcome(n, err))
+            if n > 0:
+                assert buffer.raw[:n] == f"awoken {os.getpid()} (python3)\n".encode()
+            # A read that failed hands its completion back for the next reader.
+            assert passes_at_once() == (n < 0)
+            assert not passes_at_once()
+        run(fi, row, prepare_read, read, check_read)
+
+
+# Module init.
+
+SYS_FINIT_MODULE = 313
+SYS_DELETE_MODULE = 176
+
+
+def module_loaded(name):
+    with open("/proc/modules") as f:
+        return any(line.split()[0] == name for line in f)
+
+
+def listed(path, name):
+    with open(path) as f:
+        return any(line.split()[-1] == name for line in f if line.strip())
+
+
+def load_with_every_init_allocation_failed(matrix, module, leftovers):
+    """Loads `module` with each allocation and copy under its init failed in turn."""
+    ko = os.path.join(REPO, f"{module}.ko")
+    row = matrix(f"insmod {module}.ko (init)")
+    with FaultInjection(only_under="do_one_initcall") as fi:
+        def prepare(state):
+            state["fd"] = os.open(ko, os.O_RDONLY)
+
+        def load(state):
+            return call(libc.syscall, SYS_FINIT_MODULE, state["fd"], b"", 0)
+
+        def check(state, result, fired):
+            n, err = result
+            os.close(state["fd"])
+            row.saw(outcome(n, err))
+            if n == 0:
+                # Loaded: take it out again for the next run (the last run keeps it).
+                if fired:
+                    assert call(libc.syscall, SYS_DELETE_MODULE, module.encode(), 0)[0] == 0
+                return
+            assert not module_loaded(module)
+            assert not os.path.exists(f"/sys/module/{module}")
+            for left in leftovers():
+                raise AssertionError(f"failed load left {left} behind")
+        run(fi, row, prepare, load, check)
+    assert module_loaded(module)
+    assert call(libc.syscall, SYS_DELETE_MODULE, module.encode(), 0)[0] == 0
+
+
+def scull_leftovers():
+    if listed("/proc/devices", "scull"):
+        yield "scull in /proc/devices"
+    for view in ("/proc/scullmem", "/proc/scullseq"):
+        if os.path.exists(view):
+            yield view
+
+
+def complete_leftovers():
+    if listed("/proc/misc", "complete"):
+        yield "complete in /proc/misc"
+
+
+@pytest.mark.timeout(1200)
+def test_module_init_under_every_failure_point(matrix):
+    script("misc_unload", "complete")
+    script("scull_unload")
+    try:
+        load_with_every_init_allocation_failed(matrix, "scull", scull_leftovers)
+        load_with_every_init_allocation_failed(matrix, "complete", complete_leftovers)
+    finally:
+        # The next load works, through the project's own scripts.
+        if not module_loaded("scull"):
+            script("scull_load")
+        if not module_loaded("complete"):
+            script("misc_load", "complete")
+    fill(b"after")
+    assert device_bytes() == b"after"
