@@ -415,6 +415,12 @@ impl<T: Operations> Vtable<T> {
         // SAFETY: `file` is valid for the duration of the call, and no `fdget_pos` region can be
         // active on a file that is still being opened.
         let file_ref = unsafe { File::from_raw_file(file) };
+        // The VFS fails an `O_DIRECT` open after `->open` returns unless the file can do
+        // direct I/O, which no file of this abstraction can. Refusing it here keeps a driver's
+        // `open` from having effects (emptying a device, say) for an open that fails anyway.
+        if file_ref.flags() & bindings::O_DIRECT != 0 {
+            return EINVAL.to_errno();
+        }
         match T::open(device, file_ref) {
             Ok(ptr) => {
                 // SAFETY: `chrdev_open` left `private_data` to the driver; from now on it holds
@@ -675,36 +681,6 @@ impl Drop for FasyncQueue {
             pr_err!("fasync queue dropped with files still on it\n");
         }
     }
-}
-
-/// C's `struct tty_struct`, only ever handled through pointers.
-#[repr(C)]
-struct TtyStruct {
-    _opaque: [u8; 0],
-}
-
-// Prototypes from `include/linux/tty.h`, which 7.3's bindings leave out; all three are
-// exported to modules. `get_current_tty` returns a counted reference.
-unsafe extern "C" {
-    fn get_current_tty() -> *mut TtyStruct;
-    fn tty_devnum(tty: *mut TtyStruct) -> bindings::dev_t;
-    fn tty_kref_put(tty: *mut TtyStruct);
-}
-
-/// The device number of the current process's controlling terminal, if it has one.
-pub(crate) fn current_tty_devnum() -> Option<u32> {
-    // SAFETY: callable from any task; returns null or a reference we must put.
-    let tty = unsafe { get_current_tty() };
-    if tty.is_null() {
-        return None;
-    }
-    // SAFETY: `tty` is a live tty: we hold a reference, given back right after.
-    let devnum = unsafe {
-        let devnum = tty_devnum(tty);
-        tty_kref_put(tty);
-        devnum
-    };
-    Some(devnum)
 }
 
 /// A new buffer of `size` bytes holding `len` bytes copied from `iov` at offset `at`, and

@@ -9,10 +9,13 @@
 //! memory is laid out and locked, and `chrdev.rs` for the char-device plumbing.
 
 mod chrdev;
+mod meminfo;
 mod procfs;
+mod sched;
 mod scull_access;
 mod scull_mutex;
 mod scull_pipe;
+mod tty;
 
 use chrdev::{
     capable_sys_admin,
@@ -72,6 +75,7 @@ use scull_mutex::{
     gfp as quantum_gfp,
     Layout,
     LayoutError,
+    MemoryBudget,
     Quantum,
     ScullDev,
     Settings,
@@ -121,6 +125,11 @@ module! {
             default: 4000,
             description: "Bytes each scullpipe device buffers",
         },
+        scull_mem_limit: u64 {
+            default: 0,
+            description: "Bytes of memory all scull devices may hold together \
+                          (0: half of RAM, as tmpfs's default size)",
+        },
     },
 }
 
@@ -141,6 +150,7 @@ struct Config {
     layout: Layout,
     pipes: u32,
     pipe_buffer: usize,
+    mem_limit: u64,
 }
 
 /// `value` of parameter `name` if it lies in `min..=max`; otherwise says why and fails.
@@ -219,6 +229,11 @@ impl Config {
             );
             return Err(EINVAL);
         }
+        // As tmpfs's `size`: half of RAM unless told otherwise.
+        let mem_limit = match module_parameters::scull_mem_limit.value() {
+            0 => meminfo::total_ram() / 2,
+            limit => limit,
+        };
         Ok(Self {
             major,
             first_minor,
@@ -226,6 +241,7 @@ impl Config {
             layout,
             pipes,
             pipe_buffer: pipe_buffer as usize,
+            mem_limit,
         })
     }
 }
@@ -259,7 +275,8 @@ impl kernel::Module for ScullModule {
         let config = Config::from_params()?;
         let minors = config.nr_devs + config.pipes + ACCESS_DEVICES;
         let region = Region::new(c"scull", config.major, config.first_minor, minors)?;
-        let settings = Arc::pin_init(Settings::new(config.layout), GFP_KERNEL)?;
+        let budget = Arc::new(MemoryBudget::new(config.mem_limit), GFP_KERNEL)?;
+        let settings = Arc::pin_init(Settings::new(config.layout, budget), GFP_KERNEL)?;
         let mut devices = KVec::with_capacity(config.nr_devs as usize, GFP_KERNEL)?;
         let mut viewed = KVec::with_capacity(config.nr_devs as usize, GFP_KERNEL)?;
         for _ in 0..config.nr_devs {
@@ -300,18 +317,25 @@ impl kernel::Module for ScullModule {
             access + 3,
             Arc::pin_init(PerTerminal::new(settings.clone()), GFP_KERNEL)?,
         )?;
-        let view = Arc::new(MemoryView { devices: viewed }, GFP_KERNEL)?;
+        let view = Arc::new(
+            MemoryView {
+                devices: viewed,
+                settings: settings.clone(),
+            },
+            GFP_KERNEL,
+        )?;
         let scullmem = ProcFile::single(c"scullmem", view.clone())?;
         let scullseq = ProcFile::records(c"scullseq", view)?;
         pr_info!(
-            "major {}, minors {}..{}: {} scull (quantum {}, qset {}), {} scullpipe ({} bytes), \
-             scullsingle, sculluid, scullwuid, scullpriv\n",
+            "major {}, minors {}..{}: {} scull (quantum {}, qset {}, {} bytes in all), {} \
+             scullpipe ({} bytes), scullsingle, sculluid, scullwuid, scullpriv\n",
             region.major(),
             region.first_minor(),
             region.first_minor() + minors,
             config.nr_devs,
             config.layout.quantum(),
             config.layout.qset(),
+            config.mem_limit,
             config.pipes,
             config.pipe_buffer
         );
@@ -337,6 +361,9 @@ impl kernel::Module for ScullModule {
 /// the count of its quantum sets.
 struct MemoryView {
     devices: KVec<Arc<ScullDev>>,
+    /// For the memory budget, which every scull device draws from (scullpriv's and the
+    /// access devices' too, though the views do not list them).
+    settings: Arc<Settings>,
 }
 
 /// Sums over the devices.
@@ -358,15 +385,19 @@ impl Totals {
         self.quanta = self.quanta.saturating_add(usage.quanta);
     }
 
-    fn show(&self, m: &SeqFile) {
+    /// Shows the totals, and the `budget` all devices draw from: its limit and what every
+    /// device, listed or not, uses of it.
+    fn show(&self, m: &SeqFile, budget: &MemoryBudget) {
         seq_print!(
             m,
-            "total: devices={} size={} allocated={} qsets={} quanta={}\n",
+            "total: devices={} size={} allocated={} qsets={} quanta={} limit={} used={}\n",
             self.devices,
             self.size,
             self.allocated,
             self.qsets,
-            self.quanta
+            self.quanta,
+            budget.limit(),
+            budget.used()
         );
     }
 }
@@ -398,7 +429,7 @@ impl ShowAll for MemoryView {
                 totals.add(&usage);
             }
         }
-        totals.show(m);
+        totals.show(m, self.settings.budget());
     }
 }
 
@@ -418,7 +449,7 @@ impl ShowRecords for MemoryView {
             for device in &self.devices {
                 totals.add(&device.lock().usage());
             }
-            totals.show(m);
+            totals.show(m, self.settings.budget());
         }
     }
 }
@@ -444,21 +475,21 @@ struct Scull<D>(PhantomData<D>);
 
 /// How a node finds the scull device an opening file is to use.
 trait Opener: Send + Sync + Sized + 'static {
-    /// The device for a file that the current task opens on node `this`.
-    fn device(this: &Arc<Self>) -> Result<Arc<ScullDev>>;
+    /// The device for `file`, which the current task opens on node `this`.
+    fn device(this: &Arc<Self>, file: &File) -> Result<Arc<ScullDev>>;
 }
 
 /// `/dev/scullN`: one device.
 impl Opener for ScullDev {
-    fn device(this: &Arc<Self>) -> Result<Arc<ScullDev>> {
+    fn device(this: &Arc<Self>, _file: &File) -> Result<Arc<ScullDev>> {
         Ok(this.clone())
     }
 }
 
-/// `scullpriv`: the device of the opener's controlling terminal.
+/// `scullpriv`: the device of the opener's controlling terminal and session.
 impl Opener for PerTerminal {
-    fn device(this: &Arc<Self>) -> Result<Arc<ScullDev>> {
-        PerTerminal::device(this)
+    fn device(this: &Arc<Self>, file: &File) -> Result<Arc<ScullDev>> {
+        PerTerminal::device(this, file)
     }
 }
 
@@ -664,7 +695,7 @@ impl<D: Opener> Operations for Scull<D> {
     type Ptr = Arc<ScullDev>;
 
     fn open(node: &Arc<D>, file: &File) -> Result<Arc<ScullDev>> {
-        let device = D::device(node)?;
+        let device = D::device(node, file)?;
         scull_open(&device, file);
         Ok(device)
     }

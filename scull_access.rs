@@ -8,19 +8,20 @@
 //!   they have `CAP_DAC_OVERRIDE`.
 //! - `scullwuid`: like `sculluid`, but other users sleep until the device is free, or get
 //!   `EAGAIN` with `O_NONBLOCK`; a signal ends the sleep.
-//! - `scullpriv`: a private device for each controlling terminal, created on first open and
-//!   kept until the module unloads, as in LDD3.
+//! - `scullpriv`: a private device for each controlling terminal, as in LDD3, but one that
+//!   lives only as long as the terminal's session: see [`PerTerminal`].
 //!
 //! Once open, each behaves as a scull device.
 
 use crate::{
-    chrdev::{
-        capable_dac_override,
-        current_tty_devnum, //
-    },
+    chrdev::capable_dac_override,
     scull_mutex::{
         ScullDev,
         Settings, //
+    },
+    tty::{
+        current_tty_devnum,
+        Session, //
     },
 };
 use kernel::{
@@ -181,40 +182,84 @@ impl<const WAIT: bool> Policy for OneUser<WAIT> {
     }
 }
 
-/// `scullpriv`: one scull device per controlling terminal, keyed by the terminal's device
-/// number.
+/// `scullpriv`: one scull device per controlling terminal, shared by the processes of the
+/// session that terminal belongs to.
+///
+/// LDD3 keys the devices by the terminal's number and keeps them until unload, so the next
+/// session that gets the same `/dev/pts/N`, maybe another user's, reads what the last one
+/// wrote. Here a device is keyed by terminal *and* session, and is forgotten once no task is
+/// left in its session (files still open keep it alive until they close): a new session
+/// never sees an earlier one's data. A read-only open of a terminal that has no device gets
+/// an empty one of its own and creates nothing. Each user may hold [`MAX_PER_USER`] devices
+/// at a time, all users together [`MAX_TERMINALS`]; past that, `ENOSPC`.
 #[pin_data]
 pub(crate) struct PerTerminal {
     settings: Arc<Settings>,
     #[pin]
-    devices: Mutex<KVec<(u32, Arc<ScullDev>)>>,
+    devices: Mutex<KVec<TerminalDevice>>,
 }
 
-/// Most terminals `scullpriv` keeps a device for: each costs memory until the module
-/// unloads, so a program opening it from ever new terminals must not exhaust the kernel.
+/// The device of one terminal in one session.
+struct TerminalDevice {
+    terminal: u32,
+    session: Session,
+    /// The effective user that created it, for the per-user bound.
+    creator: Kuid,
+    device: Arc<ScullDev>,
+}
+
+/// Most devices `scullpriv` keeps: each costs memory while its session lives.
 const MAX_TERMINALS: usize = 256;
+
+/// Most devices one user may hold, so that no user can take every device for themselves.
+const MAX_PER_USER: usize = 16;
 
 impl PerTerminal {
     pub(crate) fn new(settings: Arc<Settings>) -> impl PinInit<Self> {
         pin_init!(Self {
             settings,
-            devices <- new_mutex!(KVec::new()),
+            devices <- new_mutex!(KVec::new(), "PerTerminal::devices"),
         })
     }
 
-    /// The device of the current task's controlling terminal, created on first use; `EINVAL`
-    /// without a controlling terminal (as LDD3), `ENOSPC` past [`MAX_TERMINALS`].
-    pub(crate) fn device(&self) -> Result<Arc<ScullDev>> {
-        let key = current_tty_devnum().ok_or(EINVAL)?;
+    /// The device of the current task's terminal and session for a file opened with `file`'s
+    /// flags; `EINVAL` without a controlling terminal (as LDD3), `ENOSPC` when the opener or
+    /// everyone together holds too many.
+    pub(crate) fn device(&self, file: &File) -> Result<Arc<ScullDev>> {
+        let terminal = current_tty_devnum().ok_or(EINVAL)?;
+        let session = Session::current().ok_or(EINVAL)?;
         let mut devices = self.devices.lock();
-        if let Some((_, device)) = devices.iter().find(|(tty, _)| *tty == key) {
-            return Ok(device.clone());
+        // Sessions that ended take their devices with them.
+        devices.retain(|entry| entry.session.is_alive());
+        if let Some(entry) = devices
+            .iter()
+            .find(|entry| entry.terminal == terminal && entry.session == session)
+        {
+            return Ok(entry.device.clone());
         }
-        if devices.len() >= MAX_TERMINALS {
+        let new_device = || Arc::pin_init(ScullDev::new(self.settings.clone()), GFP_KERNEL);
+        if file.flags() & flags::O_ACCMODE == flags::O_RDONLY {
+            // Nothing to read yet: an empty device for this file alone, kept nowhere.
+            return new_device();
+        }
+        let creator = Kuid::current_euid();
+        let held = devices
+            .iter()
+            .filter(|entry| entry.creator == creator)
+            .count();
+        if held >= MAX_PER_USER || devices.len() >= MAX_TERMINALS {
             return Err(ENOSPC);
         }
-        let device = Arc::pin_init(ScullDev::new(self.settings.clone()), GFP_KERNEL)?;
-        devices.push((key, device.clone()), GFP_KERNEL)?;
+        let device = new_device()?;
+        devices.push(
+            TerminalDevice {
+                terminal,
+                session,
+                creator,
+                device: device.clone(),
+            },
+            GFP_KERNEL,
+        )?;
         Ok(device)
     }
 }

@@ -7,9 +7,14 @@
 //! message, and the next read on the same open file gets end of file, so `cat /dev/complete`
 //! sleeps, prints one line when woken, and exits. Ctrl-C ends the sleep at once.
 //!
-//! The `COMPLETE_IOC_WAKE_ALL` ioctl lets every sleeping reader through at once.
+//! The `COMPLETE_IOC_WAKE_ALL` ioctl lets every sleeping reader through at once; as waking
+//! readers is what a write does, it needs a file open for writing (`EBADF` otherwise).
+//!
+//! Every read and write is logged, as in LDD3, but at most [`ratelimit::BURST`] lines per
+//! 5 seconds: user space must not be able to flood the kernel log.
 
 mod completion;
+mod ratelimit;
 
 use completion::{
     current_comm,
@@ -18,9 +23,12 @@ use completion::{
     SharedMiscOps,
     COMM_LEN, //
 };
+use ratelimit::RateLimit;
+
 use kernel::{
     fmt,
     fs::{
+        file::flags,
         File,
         Kiocb, //
     },
@@ -66,15 +74,44 @@ impl kernel::InPlaceModule for CompleteModule {
         try_pin_init!(Self {
             _device <- SharedMisc::register(
                 c"complete",
-                Arc::pin_init(Completion::new(), GFP_KERNEL)?,
+                Arc::pin_init(Shared::new(), GFP_KERNEL)?,
             ),
         })
     }
 }
 
+/// What every open file of `/dev/complete` reaches.
+#[pin_data]
+struct Shared {
+    #[pin]
+    completion: Completion,
+    /// Readers and writers are logged through this, so that they cannot flood the log.
+    #[pin]
+    log_limit: RateLimit,
+}
+
+impl Shared {
+    fn new() -> impl PinInit<Self> {
+        pin_init!(Self {
+            completion <- Completion::new(),
+            log_limit <- RateLimit::new(),
+        })
+    }
+
+    /// Logs `line` unless too many lines were logged lately.
+    fn log(&self, line: fmt::Arguments<'_>) {
+        if let Some(suppressed) = self.log_limit.allow() {
+            if suppressed > 0 {
+                pr_info!("{suppressed} messages suppressed\n");
+            }
+            pr_info!("{line}");
+        }
+    }
+}
+
 /// An open `/dev/complete`.
 struct CompleteFile {
-    completion: Arc<Completion>,
+    shared: Arc<Shared>,
     /// Whether a read on this file was woken already: the next one returns end of file.
     woken: AtomicFlag,
 }
@@ -90,13 +127,13 @@ impl fmt::Display for Comm {
 }
 
 impl SharedMiscOps for CompleteFile {
-    type Shared = Arc<Completion>;
+    type Shared = Arc<Shared>;
     type Ptr = KBox<Self>;
 
-    fn open(_file: &File, completion: &Arc<Completion>) -> Result<KBox<Self>> {
+    fn open(_file: &File, shared: &Arc<Shared>) -> Result<KBox<Self>> {
         Ok(KBox::new(
             Self {
-                completion: completion.clone(),
+                shared: shared.clone(),
                 woken: AtomicFlag::new(false),
             },
             GFP_KERNEL,
@@ -114,14 +151,15 @@ impl SharedMiscOps for CompleteFile {
         let message = CString::try_from_fmt(fmt!("awoken {pid} ({comm})\n"))?;
         let message = message.to_bytes();
 
-        pr_info!("process {pid} ({comm}) going to sleep\n");
-        this.completion.wait_interruptible()?;
-        pr_info!("awoken {pid} ({comm})\n");
+        let shared = &this.shared;
+        shared.log(fmt!("process {pid} ({comm}) going to sleep\n"));
+        shared.completion.wait_interruptible()?;
+        shared.log(fmt!("awoken {pid} ({comm})\n"));
 
         let copied = iov.copy_to_iter(&message[..message.len().min(iov.len())]);
         if copied == 0 {
             // The reader's buffer is bad: the write it consumed goes to the next reader.
-            this.completion.complete();
+            shared.completion.complete();
             return Err(EFAULT);
         }
         this.woken.store(true, Release);
@@ -131,21 +169,27 @@ impl SharedMiscOps for CompleteFile {
     fn write_iter(kiocb: Kiocb<'_, KBox<Self>>, iov: &mut IovIterSource<'_>) -> Result<usize> {
         let this = kiocb.file();
         let count = iov.len();
-        pr_info!(
+        this.shared.log(fmt!(
             "process {} ({}) awakening the readers...\n",
             current!().pid(),
             Comm(current_comm())
-        );
+        ));
         // The data itself is of no interest: consume it and let one reader through.
         iov.advance(count);
-        this.completion.complete();
+        this.shared.completion.complete();
         Ok(count)
     }
 
-    fn ioctl(this: &CompleteFile, _file: &File, cmd: u32, _arg: usize) -> Result<isize> {
+    fn ioctl(this: &CompleteFile, file: &File, cmd: u32, _arg: usize) -> Result<isize> {
         match cmd {
             COMPLETE_IOC_WAKE_ALL => {
-                Ok(isize::try_from(this.completion.complete_all()).unwrap_or(isize::MAX))
+                // Waking readers is what writes do: a file opened read-only may not, as
+                // write(2) on it fails with EBADF.
+                if file.flags() & flags::O_ACCMODE == flags::O_RDONLY {
+                    return Err(EBADF);
+                }
+                let woken = this.shared.completion.complete_all();
+                Ok(isize::try_from(woken).unwrap_or(isize::MAX))
             }
             _ => Err(ENOTTY),
         }

@@ -1,0 +1,90 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Rate limiting for log lines that user space can trigger at will, in safe Rust.
+//!
+//! Staging for what `kernel::` lacks in 7.3: C's `printk_ratelimited()` family and `struct
+//! ratelimit_state` have no Rust API, and initialising a `ratelimit_state` needs an inline C
+//! function that the bindings cannot call. [`RateLimit`] gives the same policy as C's defaults:
+//! at most [`BURST`] lines per [`INTERVAL_MS`] window, and a count of what was suppressed once
+//! the next window opens.
+//!
+//! # Examples
+//!
+//! ```ignore
+//! #[pin]
+//! log_limit: RateLimit,               // built with `log_limit <- RateLimit::new()`
+//!
+//! if let Some(suppressed) = this.log_limit.allow() {
+//!     if suppressed > 0 {
+//!         pr_info!("{suppressed} messages suppressed\n");
+//!     }
+//!     pr_info!("something happened\n");
+//! }
+//! ```
+
+use kernel::{
+    new_mutex,
+    prelude::*,
+    sync::Mutex,
+    time::{
+        Delta,
+        Instant,
+        Monotonic, //
+    }, //
+};
+
+/// Lines allowed per window (C's `DEFAULT_RATELIMIT_BURST`).
+pub(crate) const BURST: u32 = 10;
+
+/// Length of a window in milliseconds (C's `DEFAULT_RATELIMIT_INTERVAL`, 5 s).
+pub(crate) const INTERVAL_MS: i64 = 5000;
+
+struct Window {
+    start: Instant<Monotonic>,
+    printed: u32,
+    suppressed: u32,
+}
+
+/// Allows [`BURST`] events per [`INTERVAL_MS`] window.
+#[pin_data]
+pub(crate) struct RateLimit {
+    #[pin]
+    window: Mutex<Window>,
+}
+
+impl RateLimit {
+    /// A limiter whose first window starts now.
+    pub(crate) fn new() -> impl PinInit<Self> {
+        pin_init!(Self {
+            window <- new_mutex!(
+                Window {
+                    start: Instant::now(),
+                    printed: 0,
+                    suppressed: 0,
+                },
+                "RateLimit::window"
+            ),
+        })
+    }
+
+    /// `Some(suppressed)` when the caller may log now, with the number of events suppressed
+    /// since it last could (to report first, if not zero); `None` when it must stay quiet.
+    pub(crate) fn allow(&self) -> Option<u32> {
+        let mut window = self.window.lock();
+        if window.start.elapsed() >= Delta::from_millis(INTERVAL_MS) {
+            let suppressed = window.suppressed;
+            *window = Window {
+                start: Instant::now(),
+                printed: 1,
+                suppressed: 0,
+            };
+            return Some(suppressed);
+        }
+        if window.printed < BURST {
+            window.printed += 1;
+            return Some(0);
+        }
+        window.suppressed = window.suppressed.saturating_add(1);
+        None
+    }
+}

@@ -1,0 +1,112 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Who a task's terminal belongs to: its controlling terminal and its session.
+//!
+//! Staging for `kernel::tty` and `kernel::pid`: Linux 7.3's Rust API has neither, and its
+//! bindings leave out `include/linux/tty.h`. LDD3's `scullpriv` gives each controlling
+//! terminal a device of its own; keying that device by the terminal's number alone would hand
+//! a terminal's data to the next session that gets the same `/dev/pts/N`. [`Session`] tells
+//! sessions apart even when their numbers are reused.
+//!
+//! - [`current_tty_devnum`]: the device number of the current task's controlling terminal.
+//! - [`Session`]: a counted reference to the current task's session, comparable and able to
+//!   say whether any task is still in it.
+//!
+//! # Examples
+//!
+//! ```ignore
+//! let terminal = tty::current_tty_devnum().ok_or(EINVAL)?;
+//! let session = tty::Session::current().ok_or(EINVAL)?;
+//! // Later: the same session (`==`), or one that has ended (`!session.is_alive()`).
+//! ```
+
+use core::ptr::NonNull;
+use kernel::{
+    bindings,
+    sync::rcu, //
+};
+
+/// C's `struct tty_struct`, only ever handled through pointers.
+#[repr(C)]
+struct TtyStruct {
+    _opaque: [u8; 0],
+}
+
+// Prototypes from `include/linux/tty.h`, which 7.3's bindings leave out; all three are
+// exported to modules. `get_current_tty` returns a counted reference.
+unsafe extern "C" {
+    fn get_current_tty() -> *mut TtyStruct;
+    fn tty_devnum(tty: *mut TtyStruct) -> bindings::dev_t;
+    fn tty_kref_put(tty: *mut TtyStruct);
+}
+
+/// The device number of the current process's controlling terminal, if it has one.
+pub(crate) fn current_tty_devnum() -> Option<u32> {
+    // SAFETY: callable from any task; returns null or a reference we must put.
+    let tty = unsafe { get_current_tty() };
+    if tty.is_null() {
+        return None;
+    }
+    // SAFETY: `tty` is a live tty: we hold a reference, given back right after.
+    let devnum = unsafe {
+        let devnum = tty_devnum(tty);
+        tty_kref_put(tty);
+        devnum
+    };
+    Some(devnum)
+}
+
+/// A session: the `struct pid` its tasks share as their session ID, held by reference.
+///
+/// Two `Session`s are equal when they are the same session. Holding the reference keeps the
+/// `struct pid` from being freed, so a later session that reuses the number is a different
+/// `struct pid` and never compares equal.
+///
+/// # Invariants
+///
+/// `pid` points to a `struct pid` on which this value holds one reference.
+pub(crate) struct Session {
+    pid: NonNull<bindings::pid>,
+}
+
+// SAFETY: a counted `struct pid` may be used and put from any thread.
+unsafe impl Send for Session {}
+
+// SAFETY: `&Session` only compares the pointer and calls `pid_task` under RCU, which any
+// thread may do concurrently.
+unsafe impl Sync for Session {}
+
+impl Session {
+    /// The current task's session; `None` in the rare case that it has none.
+    pub(crate) fn current() -> Option<Self> {
+        // SAFETY: `current` is a live task; `get_task_pid` returns a counted reference to the
+        // task's session `struct pid`, or null.
+        let pid = unsafe { bindings::get_task_pid(kernel::current!().as_ptr(), SESSION) };
+        // INVARIANT: the reference `get_task_pid` took is now this value's.
+        NonNull::new(pid).map(|pid| Self { pid })
+    }
+
+    /// Whether any task is still in the session.
+    pub(crate) fn is_alive(&self) -> bool {
+        let _rcu = rcu::read_lock();
+        // SAFETY: `self.pid` is a live `struct pid` (type invariant), and `pid_task` is
+        // called under the RCU read lock, as it requires; only the pointer is looked at.
+        !unsafe { bindings::pid_task(self.pid.as_ptr(), SESSION) }.is_null()
+    }
+}
+
+impl PartialEq for Session {
+    fn eq(&self, other: &Self) -> bool {
+        self.pid == other.pid
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        // SAFETY: by the type invariants this value holds one reference, given back once.
+        unsafe { bindings::put_pid(self.pid.as_ptr()) };
+    }
+}
+
+/// `PIDTYPE_SID`: the kind of `struct pid` link that names a task's session.
+const SESSION: bindings::pid_type = bindings::pid_type_PIDTYPE_SID;
