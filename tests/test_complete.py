@@ -1,5 +1,6 @@
 """/dev/complete: reads sleep until writes complete them, one reader per write."""
 
+import errno
 import fcntl
 import os
 import signal
@@ -17,6 +18,9 @@ DEVICE = "/dev/complete"
 COMPLETE_IOC_WAKE_ALL = (ord("k") << 8) | 0x40
 # How long a woken reader may take to finish, generous for a TCG guest.
 WAKE_BOUND_S = 10
+# The log's rate limit (ratelimit.rs): lines per window, and the window.
+RATELIMIT_BURST = 10
+RATELIMIT_WINDOW_S = 5.1
 # How long a reader must stay asleep to count as blocked.
 ASLEEP_S = 1.0
 
@@ -69,6 +73,7 @@ def wait_until_asleep(procs):
 
 
 def test_reader_sleeps_until_a_write_wakes_it(log_since):
+    time.sleep(RATELIMIT_WINDOW_S)          # a fresh window of the log's rate limit
     reader = start_reader()
     wait_until_asleep([reader])
     woke_at = time.monotonic()
@@ -183,7 +188,7 @@ def test_signal_with_sa_restart_resumes_the_wait():
 def test_wake_all_ioctl_wakes_every_sleeper_and_no_later_reader():
     readers = [start_reader() for _ in range(3)]
     wait_until_asleep(readers)
-    fd = os.open(DEVICE, os.O_RDONLY)
+    fd = os.open(DEVICE, os.O_WRONLY)
     try:
         assert fcntl.ioctl(fd, COMPLETE_IOC_WAKE_ALL) == 3
     finally:
@@ -194,6 +199,47 @@ def test_wake_all_ioctl_wakes_every_sleeper_and_no_later_reader():
     wait_until_asleep([late])
     wake()
     finish(late)
+
+
+def test_wake_all_needs_a_file_open_for_writing():
+    """Waking readers is what a write does: a read-only file may not do it."""
+    reader = start_reader()
+    wait_until_asleep([reader])
+    fd = os.open(DEVICE, os.O_RDONLY)
+    try:
+        with pytest.raises(OSError) as err:
+            fcntl.ioctl(fd, COMPLETE_IOC_WAKE_ALL)
+        assert err.value.errno == errno.EBADF
+    finally:
+        os.close(fd)
+    assert asleep(reader)
+    fd = os.open(DEVICE, os.O_RDWR)
+    try:
+        assert fcntl.ioctl(fd, COMPLETE_IOC_WAKE_ALL) == 1
+    finally:
+        os.close(fd)
+    finish(reader)
+
+
+def test_log_lines_are_rate_limited(log_since):
+    """Writes are logged, but no more than 10 lines per 5 s: user space cannot flood the log."""
+    time.sleep(RATELIMIT_WINDOW_S)              # a fresh window: earlier tests logged too
+    for _ in range(40):
+        wake()
+    lines = [line for line in new_log(log_since).splitlines() if "awakening the readers" in line]
+    assert len(lines) == RATELIMIT_BURST
+    # The next window opens with a count of what the last one suppressed.
+    time.sleep(RATELIMIT_WINDOW_S)
+    wake()
+    log = new_log(log_since)
+    assert "30 messages suppressed" in log
+    # Drain the 41 banked completions, so that later tests start with none.
+    for _ in range(41):
+        reader = os.open(DEVICE, os.O_RDONLY)
+        try:
+            assert os.read(reader, 100).startswith(b"awoken")
+        finally:
+            os.close(reader)
 
 
 def test_unknown_ioctl_is_enotty():

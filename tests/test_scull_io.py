@@ -215,3 +215,18 @@ def test_read_all_helper_sees_written_size():
         assert read_all(fd, 3000) == data
     finally:
         os.close(fd)
+
+
+@pytest.mark.parametrize("path", [dev(0), "/dev/scullsingle", "/dev/sculluid",
+                                  "/dev/scullwuid"])
+def test_a_failed_o_direct_open_keeps_the_data(path):
+    """The VFS fails O_DIRECT on a device without direct I/O, after the driver's open ran:
+    the driver must refuse it first, not empty the device for an open that fails."""
+    write_dev(path, b"survives")
+    with pytest.raises(OSError) as failed:
+        os.open(path, os.O_WRONLY | os.O_DIRECT)
+    assert failed.value.errno == errno.EINVAL
+    assert read_dev(path) == b"survives"
+    # And the device is free again (scullsingle admits one open file at a time).
+    os.close(os.open(path, os.O_WRONLY))
+    assert read_dev(path) == b""

@@ -128,3 +128,34 @@ def test_module_cannot_be_removed_while_a_device_is_open():
         assert "in use" in result.stderr
     finally:
         os.close(fd)
+
+
+def test_load_script_reads_numbers_as_the_kernel_does(scull_params):
+    """010 is octal (8 devices) and 0x2 hex for the kernel: the nodes must agree with it,
+    each on the minor the module serves."""
+    scull_params("scull_nr_devs=010", "scull_p_nr_devs=0x2", "scull_minor=0x10")
+    assert os.path.exists(dev(7)) and not os.path.exists(dev(8))
+    assert not os.path.exists(dev(9))
+    assert os.path.exists("/dev/scullpipe1") and not os.path.exists("/dev/scullpipe2")
+    # Minors from 16: scull 16-23, pipes 24-25, then single, uid, wuid, priv.
+    assert os.minor(os.stat(dev(0)).st_rdev) == 16
+    assert os.minor(os.stat("/dev/scullpipe0").st_rdev) == 24
+    assert os.minor(os.stat("/dev/scullpriv").st_rdev) == 29
+    write_dev(dev(7), b"eight devices")
+    assert read_dev(dev(7)) == b"eight devices"
+    fd = os.open("/dev/scullpipe1", os.O_RDWR | os.O_NONBLOCK)
+    try:
+        assert os.write(fd, b"pipe") == 4 and os.read(fd, 10) == b"pipe"
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("value", ["08", "0x", "ten", "4k"])
+def test_load_script_refuses_numbers_it_cannot_read(scull_params, value):
+    script("scull_unload")
+    failed = script("scull_load", f"scull_nr_devs={value}", check=False)
+    assert failed.returncode != 0
+    assert f"scull_nr_devs={value}: not a number the kernel reads" in failed.stderr
+    assert not os.path.exists(dev(0))
+    with open("/proc/modules") as f:
+        assert not any(line.startswith("scull ") for line in f)

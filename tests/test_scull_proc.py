@@ -86,7 +86,7 @@ def test_views_are_read_only_and_list_every_device(path):
         assert rows[f"scull{n}"] == {"quantum": QUANTUM, "qset": QSET, "size": 0,
                                      "allocated": 0, "qsets": 0, "quanta": 0}
     assert rows["total"] == {"devices": NR_DEVS, "size": 0, "allocated": 0, "qsets": 0,
-                             "quanta": 0}
+                             "quanta": 0, "limit": rows["total"]["limit"], "used": 0}
     with pytest.raises(OSError):
         fd = os.open(path, os.O_WRONLY)
         try:
@@ -217,7 +217,9 @@ def test_scullctl_mem_shows_the_view():
     scull1 = table[2].split()
     assert scull1[:4] == ["scull1", str(QUANTUM), str(QSET), "8000"]
     assert scull1[-1].endswith("x") and float(scull1[-1][:-1]) > 1
-    assert table[-1].split()[:2] == ["total", "8000"]
+    assert table[-2].split()[:2] == ["total", "8000"]
+    limit = parse(read_view(SCULLMEM))["total"]["limit"]
+    assert table[-1].startswith(f"memory limit {limit} bytes, used ")
 
 
 def test_views_go_away_with_the_module(scull_params):

@@ -13,6 +13,25 @@ require_root() {
 	[ "$(id -u)" -eq 0 ] || die "must be run as root (it $1 a kernel module)"
 }
 
+# Prints parameter $1's value $2 in decimal, read as the kernel reads an integer parameter
+# (kstrtoint with base 0: 0x.. is hex, a leading 0 is octal, else decimal; an optional sign).
+# Dies on anything else, so that the nodes made here always match what the module sees.
+kernel_number() {
+	case $2 in
+	[+-]*) _sign=${2%"${2#?}"} _digits=${2#?} ;;
+	*) _sign= _digits=$2 ;;
+	esac
+	case $_digits in
+	0[xX]) _valid= ;;
+	0[xX]*) case ${_digits#??} in *[!0-9a-fA-F]*) _valid= ;; *) _valid=1 ;; esac ;;
+	0*) case $_digits in *[!0-7]*) _valid= ;; *) _valid=1 ;; esac ;;
+	[1-9]*) case $_digits in *[!0-9]*) _valid= ;; *) _valid=1 ;; esac ;;
+	*) _valid= ;;
+	esac
+	[ -n "$_valid" ] || die "$1=$2: not a number the kernel reads (decimal, 0x hex or 0 octal)"
+	printf '%d\n' "$((${_sign}${_digits}))"
+}
+
 # Succeeds when module $1 is loaded.
 module_loaded() {
 	while read -r _module _; do

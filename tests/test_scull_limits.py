@@ -1,0 +1,133 @@
+"""The memory all scull devices may hold: bounded like tmpfs's size, shown in /proc."""
+
+import errno
+import os
+import subprocess
+
+from conftest import dev, read_dev, write_dev
+
+SCULLMEM = "/proc/scullmem"
+
+
+def totals():
+    with open(SCULLMEM) as f:
+        line = f.read().splitlines()[-1]
+    name, _, fields = line.partition(": ")
+    assert name == "total"
+    return {k: int(v) for k, v in (field.split("=") for field in fields.split())}
+
+
+def mem_total_bytes():
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no MemTotal")
+
+
+def test_the_default_limit_is_half_of_ram():
+    assert totals()["limit"] == mem_total_bytes() // 2
+
+
+def test_writes_past_the_limit_move_what_fits_then_get_enospc(scull_params):
+    # 100 quanta of 1000 bytes fit, with their quantum set (1000 slots of 24 bytes) and
+    # the array's first slot: 100000 + 24000 + 24 bytes.
+    scull_params("scull_quantum=1000", "scull_mem_limit=124024")
+    assert totals()["limit"] == 124024
+    fd = os.open(dev(0), os.O_RDWR)
+    try:
+        assert os.write(fd, bytes(150_000)) == 100_000
+        assert totals()["used"] == 124024
+        try:
+            os.write(fd, b"x")
+            raise AssertionError("a write past the limit succeeded")
+        except OSError as err:
+            assert err.errno == errno.ENOSPC
+        # Overwriting what is there costs nothing new.
+        assert os.pwrite(fd, b"y" * 5000, 0) == 5000
+    finally:
+        os.close(fd)
+    # Every device draws from the same budget, the access devices too.
+    for path in (dev(1), "/dev/scullsingle"):
+        fd = os.open(path, os.O_WRONLY)
+        try:
+            try:
+                os.write(fd, b"z")
+                raise AssertionError(f"{path} wrote past the shared limit")
+            except OSError as err:
+                assert err.errno == errno.ENOSPC
+        finally:
+            os.close(fd)
+    # Trimming gives the memory back, and writes work again.
+    os.close(os.open(dev(0), os.O_WRONLY))
+    assert totals()["used"] == 0
+    write_dev(dev(1), b"room again")
+    assert read_dev(dev(1)) == b"room again"
+    assert totals()["used"] == 1000 + 24000 + 24
+
+
+CGROUP_ROOT = "/sys/fs/cgroup"
+WRITTEN = 8 << 20
+
+
+def cgroup_v2():
+    """The cgroup v2 root with the memory controller on for its children; mounted if the
+    guest has not."""
+    if not os.path.exists(f"{CGROUP_ROOT}/cgroup.controllers"):
+        os.makedirs(CGROUP_ROOT, exist_ok=True)
+        subprocess.run(["mount", "-t", "cgroup2", "none", CGROUP_ROOT], check=True)
+    with open(f"{CGROUP_ROOT}/cgroup.subtree_control", "w") as f:
+        f.write("+memory")
+    return CGROUP_ROOT
+
+
+def memory_current(group):
+    with open(f"{group}/memory.current") as f:
+        return int(f.read())
+
+
+def test_a_writer_is_charged_for_what_it_makes_scull_hold():
+    """GFP_KERNEL_ACCOUNT: quanta count in the writer's memory cgroup, and leave it when the
+    device is trimmed, whoever trims it."""
+    group = os.path.join(cgroup_v2(), "scull-writer")
+    os.mkdir(group)
+    go_r, go_w = os.pipe()
+    done_r, done_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(go_w)
+        os.read(go_r, 1)                       # moved into the group by now
+        fd = os.open(dev(0), os.O_WRONLY)
+        chunk = bytes(1 << 20)
+        for _ in range(WRITTEN // len(chunk)):
+            os.write(fd, chunk)
+        os.close(fd)
+        del chunk                              # its pages count in the group too
+        os.write(done_w, b"x")
+        os.read(go_r, 1)                       # stays in the group until told
+        os._exit(0)
+    os.close(go_r)
+    try:
+        with open(f"{group}/cgroup.procs", "w") as f:
+            f.write(str(pid))
+        before = memory_current(group)
+        os.write(go_w, b"x")
+        assert os.read(done_r, 1) == b"x"
+        charged = memory_current(group) - before
+        allocated = totals()["allocated"]
+        assert allocated >= WRITTEN
+        # The quanta and their arrays are charged. Slab rounding, and on this KASAN kernel
+        # each object's redzones, make the charge larger than what scull asked for.
+        assert allocated <= charged <= allocated * 3 + (1 << 20), (charged, allocated)
+        # Trimmed from outside the group: the charge goes with the memory (what stays is the
+        # writer's own, Python's heap).
+        peak = memory_current(group)
+        os.close(os.open(dev(0), os.O_WRONLY))
+        assert peak - memory_current(group) >= allocated, (peak, memory_current(group))
+    finally:
+        os.write(go_w, b"x")
+        os.close(go_w)
+        os.close(done_r)
+        os.close(done_w)
+        os.waitpid(pid, 0)
+        os.rmdir(group)

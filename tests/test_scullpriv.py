@@ -1,0 +1,138 @@
+"""scullpriv's lifetime: a device per terminal and session, never handed to a later session,
+created only by a writer, and bounded per user."""
+
+import errno
+import fcntl
+import grp
+import os
+import termios
+
+import pytest
+
+PRIV = "/dev/scullpriv"
+NOBODY = 65534
+MAX_PER_USER = 16                   # scull_access.rs
+
+
+class Session:
+    """A forked process in a session of its own, whose controlling terminal is the pty slave
+    `slave` (a new pty if None). It opens scullpriv with `flags`, writes `write` if given,
+    reads what the device holds, reports, and keeps the file open until told to go."""
+
+    def __init__(self, flags, write=None, uid=None, slave=None):
+        report_r, report_w = os.pipe()
+        go_r, go_w = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:
+            status = "ok"
+            try:
+                for fd in map(int, os.listdir("/proc/self/fd")):
+                    if fd > 2 and fd not in (report_w, go_r):
+                        try:
+                            os.close(fd)
+                        except OSError:
+                            pass
+                os.setsid()
+                if slave is None:
+                    _, tty = os.openpty()
+                else:
+                    tty = os.open(slave, os.O_RDWR)
+                fcntl.ioctl(tty, termios.TIOCSCTTY, 0)
+                if uid is not None:
+                    # The nodes are group staff (or wheel), mode 664: join it to write.
+                    os.setgroups([grp.getgrgid(os.stat(PRIV).st_gid).gr_gid])
+                    os.setgid(uid)
+                    os.setuid(uid)
+                fd = os.open(PRIV, flags)
+                if write is not None:
+                    os.write(fd, write)
+                reader = os.open(PRIV, os.O_RDONLY)
+                status += " " + os.read(reader, 100).decode()
+                os.close(reader)
+            except OSError as err:
+                status = errno.errorcode[err.errno]
+            os.write(report_w, status.encode() + b"\n")
+            os.read(go_r, 1)
+            os._exit(0)
+        os.close(report_w)
+        os.close(go_r)
+        self.report = os.fdopen(report_r)
+        self.go = go_w
+
+    def status(self):
+        return self.report.readline().strip()
+
+    def end(self):
+        os.write(self.go, b"x")
+        os.close(self.go)
+        os.waitpid(self.pid, 0)
+        self.report.close()
+
+
+def run(*args, **kwargs):
+    session = Session(*args, **kwargs)
+    status = session.status()
+    session.end()
+    return status
+
+
+def test_a_new_session_on_the_same_terminal_never_sees_the_last_ones_data():
+    master, slave_fd = os.openpty()
+    slave = os.ttyname(slave_fd)
+    os.close(slave_fd)
+    try:
+        # The first session writes and ends; the terminal, /dev/pts/N, stays (the master is
+        # open), so the next session gets the same terminal number.
+        assert run(os.O_WRONLY, write=b"secret", slave=slave) == "ok secret"
+        # Another user's session on the same terminal finds nothing.
+        assert run(os.O_RDONLY, uid=NOBODY, slave=slave) == "ok"
+        assert run(os.O_RDWR, slave=slave) == "ok"
+    finally:
+        os.close(master)
+
+
+def test_a_read_only_open_creates_no_device_and_each_user_is_bounded():
+    held = [Session(os.O_WRONLY, write=b"mine", uid=NOBODY) for _ in range(MAX_PER_USER)]
+    try:
+        assert [s.status() for s in held] == ["ok mine"] * MAX_PER_USER
+        # One more device for this user is refused; reading, which creates none, is not.
+        assert run(os.O_WRONLY, uid=NOBODY) == "ENOSPC"
+        assert run(os.O_RDONLY, uid=NOBODY) == "ok"
+        # Other users are not held up by this one.
+        assert run(os.O_WRONLY, write=b"root's") == "ok root's"
+    finally:
+        for session in held:
+            session.end()
+    # Sessions that ended gave their devices up.
+    assert run(os.O_WRONLY, write=b"again", uid=NOBODY) == "ok again"
+
+
+@pytest.mark.parametrize("flags", [os.O_RDONLY, os.O_RDWR])
+def test_processes_of_one_session_share_its_device(flags):
+    """The writer's session, then a reader in the same session (a child): it sees the data."""
+    master, slave_fd = os.openpty()
+    slave = os.ttyname(slave_fd)
+    os.close(slave_fd)
+    read_r, read_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_r)
+        os.setsid()
+        tty = os.open(slave, os.O_RDWR)
+        fcntl.ioctl(tty, termios.TIOCSCTTY, 0)
+        fd = os.open(PRIV, os.O_WRONLY)
+        os.write(fd, b"shared")
+        child = os.fork()
+        if child == 0:
+            reader = os.open(PRIV, flags)
+            os.write(read_w, os.read(reader, 100))
+            os._exit(0)
+        os.waitpid(child, 0)
+        os._exit(0)
+    os.close(read_w)
+    try:
+        assert os.read(read_r, 100) == b"shared"
+    finally:
+        os.waitpid(pid, 0)
+        os.close(read_r)
+        os.close(master)
