@@ -10,8 +10,10 @@ import time
 
 import pytest
 
+import blocking
 import kcheck
 from conftest import new_log, script
+from signalled import signal_sleeper
 
 DEVICE = "/dev/complete"
 # ioctl(fd, COMPLETE_IOC_WAKE_ALL) = _IO('k', 0x40)
@@ -21,8 +23,6 @@ WAKE_BOUND_S = 10
 # The log's rate limit (ratelimit.rs): lines per window, and the window.
 RATELIMIT_BURST = 10
 RATELIMIT_WINDOW_S = 5.1
-# How long a reader must stay asleep to count as blocked.
-ASLEEP_S = 1.0
 
 READER = r"""
 import os, sys
@@ -47,14 +47,13 @@ def wake(times=1):
             os.close(fd)
 
 
-def state(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        return f.read().rsplit(")", 1)[1].split()[0]
-
-
-def asleep(proc):
-    """True when `proc` is still running and sleeping interruptibly."""
-    return proc.poll() is None and state(proc.pid) == "S"
+def reading_device(pid):
+    """True when `pid` sleeps in read(2) on a file of /dev/complete."""
+    call = blocking.syscall(pid) if blocking.sleeping_in(pid, blocking.SYS_READ) else None
+    try:
+        return call is not None and os.readlink(f"/proc/{pid}/fd/{call[1][0]}") == DEVICE
+    except OSError:
+        return False
 
 
 def finish(proc, timeout=WAKE_BOUND_S):
@@ -64,12 +63,13 @@ def finish(proc, timeout=WAKE_BOUND_S):
 
 
 def wait_until_asleep(procs):
-    deadline = time.monotonic() + WAKE_BOUND_S
-    while not all(asleep(p) for p in procs):
-        assert time.monotonic() < deadline, "readers never went to sleep"
-        time.sleep(0.05)
-    time.sleep(ASLEEP_S)
-    assert all(asleep(p) for p in procs)
+    """Waits until every process sleeps in read(2) on the device, as /proc shows it."""
+    deadline = time.monotonic() + blocking.REACH_S
+    while not all(reading_device(p.pid) for p in procs):
+        for p in procs:
+            assert p.poll() is None, f"reader {p.pid} exited instead of sleeping"
+        assert time.monotonic() < deadline, "readers never went to sleep in read"
+        time.sleep(0.02)
 
 
 def test_reader_sleeps_until_a_write_wakes_it(log_since):
@@ -104,7 +104,8 @@ def test_n_readers_need_n_writes():
     while sum(r.poll() is not None for r in readers) < 1:
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    time.sleep(ASLEEP_S)
+    # The other two still sleep in read (once any woken by mistake has gone back to sleep).
+    wait_until_asleep([r for r in readers if r.poll() is None])
     assert sum(r.poll() is None for r in readers) == 2
     wake(2)
     for r in readers:
@@ -136,53 +137,19 @@ def test_sigint_ends_a_blocked_read_promptly():
     assert cat.returncode == -signal.SIGINT
 
 
-EINTR_READER = r"""
-import os, signal, sys
-class Interrupted(Exception):
-    pass
-def handler(signum, frame):
-    raise Interrupted
-signal.signal(signal.SIGINT, handler)
-signal.siginterrupt(signal.SIGINT, True)
-fd = os.open(sys.argv[1], os.O_RDONLY)
-try:
-    os.read(fd, 100)
-    print("read returned")
-except Interrupted:
-    print("interrupted")
-"""
-
-
 def test_signal_without_restart_gives_eintr():
     """A handler without SA_RESTART sees the read fail with EINTR (ERESTARTSYS inside)."""
-    reader = subprocess.Popen([sys.executable, "-c", EINTR_READER, DEVICE],
-                              stdout=subprocess.PIPE, text=True)
-    wait_until_asleep([reader])
-    reader.send_signal(signal.SIGINT)
-    out, _ = reader.communicate(timeout=WAKE_BOUND_S)
-    assert out.strip() == "interrupted"
-
-
-RESTART_READER = r"""
-import os, signal, sys
-caught = []
-signal.signal(signal.SIGUSR1, lambda *_: caught.append(1))
-signal.siginterrupt(signal.SIGUSR1, False)
-fd = os.open(sys.argv[1], os.O_RDONLY)
-data = os.read(fd, 100)
-print(len(caught), data[:6].decode())
-"""
+    result, err, handlers, _ = signal_sleeper("read", DEVICE, blocking.SYS_READ, restart=False)
+    assert (result, err, handlers) == (-1, "EINTR", 1)
 
 
 def test_signal_with_sa_restart_resumes_the_wait():
-    reader = subprocess.Popen([sys.executable, "-c", RESTART_READER, DEVICE],
-                              stdout=subprocess.PIPE, text=True)
-    wait_until_asleep([reader])
-    reader.send_signal(signal.SIGUSR1)
-    wait_until_asleep([reader])
-    wake()
-    out, _ = reader.communicate(timeout=WAKE_BOUND_S)
-    assert out.split() == ["1", "awoken"]
+    """With SA_RESTART the handler runs during the sleep, the read sleeps again and completes
+    with the data once a write wakes it."""
+    result, err, handlers, data = signal_sleeper("read", DEVICE, blocking.SYS_READ, restart=True,
+                                                 wake=wake)
+    assert (err, handlers) == ("-", 1)
+    assert result == len(data) and data.startswith(b"awoken ")
 
 
 def test_wake_all_ioctl_wakes_every_sleeper_and_no_later_reader():
@@ -212,7 +179,7 @@ def test_wake_all_needs_a_file_open_for_writing():
         assert err.value.errno == errno.EBADF
     finally:
         os.close(fd)
-    assert asleep(reader)
+    assert reading_device(reader.pid)
     fd = os.open(DEVICE, os.O_RDWR)
     try:
         assert fcntl.ioctl(fd, COMPLETE_IOC_WAKE_ALL) == 1
