@@ -4,13 +4,14 @@ import errno
 import os
 import pty
 import signal
-import time
 
 import pytest
 
+import blocking
+from signalled import signal_sleeper
+
 SINGLE, UID, WUID, PRIV = (f"/dev/scull{name}" for name in ("single", "uid", "wuid", "priv"))
 NOBODY = 65534
-BLOCKED = 0.5
 
 
 class Child:
@@ -119,8 +120,7 @@ def test_scullwuid_makes_other_users_wait():
         assert quick.status() == "EAGAIN"
         quick.finish()
         patient = Child(WUID, uid=NOBODY)
-        time.sleep(BLOCKED)
-        assert os.waitpid(patient.pid, os.WNOHANG) == (0, 0)
+        blocking.wait_until_sleeping(patient.pid, blocking.SYS_OPENAT)
         # Still sleeping in open: nothing reported yet.
         os.set_blocking(patient.report.fileno(), False)
         assert patient.report.readline() == ""
@@ -135,7 +135,7 @@ def test_scullwuid_wait_ends_on_a_signal():
     fd = os.open(WUID, os.O_WRONLY)
     try:
         waiter = Child(WUID, uid=NOBODY)
-        time.sleep(BLOCKED)
+        blocking.wait_until_sleeping(waiter.pid, blocking.SYS_OPENAT)
         os.kill(waiter.pid, signal.SIGTERM)
         _, status = os.waitpid(waiter.pid, 0)
         assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM
@@ -145,17 +145,47 @@ def test_scullwuid_wait_ends_on_a_signal():
         os.close(fd)
 
 
-def in_pty(code):
-    """Runs `code` (Python) in a child whose controlling terminal is a new pty; returns
-    what it wrote to the terminal (through fd 1: pytest has replaced `sys.stdout`)."""
+def test_scullwuid_wait_without_sa_restart_gives_eintr():
+    fd = os.open(WUID, os.O_WRONLY)
+    try:
+        result, err, handlers, _ = signal_sleeper("open", WUID, blocking.SYS_OPENAT,
+                                                  restart=False, uid=NOBODY)
+    finally:
+        os.close(fd)
+    assert (result, err, handlers) == (-1, "EINTR", 1)
+
+
+def test_scullwuid_wait_with_sa_restart_resumes_and_opens_once_free():
+    held = [os.open(WUID, os.O_WRONLY)]
+
+    def free():
+        os.close(held.pop())
+    try:
+        result, err, handlers, _ = signal_sleeper("open", WUID, blocking.SYS_OPENAT,
+                                                  restart=True, uid=NOBODY, wake=free)
+    finally:
+        if held:
+            free()
+    assert result >= 0 and (err, handlers) == ("-", 1)
+
+
+def start_in_pty(code, **names):
+    """Forks a child whose controlling terminal is a new pty and runs `code` (Python) in it,
+    with `names` as globals; returns (pid, master)."""
     pid, master = pty.fork()
     if pid == 0:
         try:
-            exec(code, {"os": os, "PRIV": PRIV, "errno": errno})
+            exec(code, {"os": os, "PRIV": PRIV, "errno": errno, **names})
         except BaseException as exc:  # noqa: BLE001 - shown in the test's output
             os.write(1, f"error: {exc!r}\n".encode())
         finally:
             os._exit(0)
+    return pid, master
+
+
+def pty_output(pid, master):
+    """What the child wrote to its terminal (through fd 1: pytest has replaced `sys.stdout`),
+    once it has exited."""
     output = b""
     while True:
         try:
@@ -170,10 +200,22 @@ def in_pty(code):
     return output.decode().replace("\r", "")
 
 
-WRITE_AND_READ = """
-fd = os.open(PRIV, os.O_WRONLY)
-os.write(fd, TEXT)
-os.close(fd)
+def in_pty(code):
+    return pty_output(*start_in_pty(code))
+
+
+# Writes TEXT, says so (and on which terminal) on `ready`, and reads back only once the parent
+# says go: by then every terminal has written.
+WRITE_WAIT_READ = """
+try:
+    fd = os.open(PRIV, os.O_WRONLY)
+    os.write(fd, TEXT)
+    os.close(fd)
+    os.write(ready, os.ttyname(0).encode() + b"\\n")
+except BaseException:
+    os.write(ready, b"failed\\n")
+    raise
+os.read(go, 1)
 fd = os.open(PRIV, os.O_RDONLY)
 os.write(1, os.read(fd, 100) + b"\\n")
 os.close(fd)
@@ -193,8 +235,35 @@ os.waitpid(pid, 0)
 
 
 def test_scullpriv_gives_each_terminal_its_own_device():
-    assert in_pty(WRITE_AND_READ.replace("TEXT", "b'first terminal'")) == "first terminal\n"
-    assert in_pty(WRITE_AND_READ.replace("TEXT", "b'second terminal'")) == "second terminal\n"
+    """Two terminals at once: both write (each open write-only trims its device) before
+    either reads, so one device shared by both would show the second text to both."""
+    texts = [b"first terminal", b"second terminal"]
+    ready_r, ready_w = os.pipe()
+    go_r, go_w = os.pipe()
+    sessions = []
+    try:
+        for text in texts:
+            sessions.append(start_in_pty(WRITE_WAIT_READ, TEXT=text, ready=ready_w, go=go_r))
+        os.close(ready_w)
+        ready_w = None
+        with os.fdopen(ready_r, buffering=1) as ready:
+            ready_r = None
+            terminals = [ready.readline().strip() for _ in sessions]
+        assert "failed" not in terminals and "" not in terminals, terminals
+        assert terminals[0] != terminals[1]       # two terminals, open at the same time
+        os.write(go_w, b"go")
+        outputs = []
+        while sessions:
+            outputs.append(pty_output(*sessions.pop(0)))
+    finally:
+        for fd in (ready_r, ready_w, go_r, go_w):
+            if fd is not None:
+                os.close(fd)
+        for pid, master in sessions:              # left waiting by a failure
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            os.close(master)
+    assert outputs == [text.decode() + "\n" for text in texts]
     # Two processes on one terminal share its device.
     assert in_pty(SHARED) == "child read shared\n"
 
