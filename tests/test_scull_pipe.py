@@ -1,5 +1,6 @@
 """scullpipe: blocking FIFO reads and writes, O_NONBLOCK, poll/select/epoll, SIGIO, signals."""
 
+import contextlib
 import ctypes
 import errno
 import fcntl
@@ -8,18 +9,19 @@ import select
 import signal
 import stat
 import subprocess
-import sys
 import threading
-import time
 
 import pytest
 
+import blocking
 from conftest import dev
+from signalled import signal_sleeper
 
 PIPE = "/dev/scullpipe0"
 BUFFER = 4000       # scull_p_buffer's default
 PIPES = 4           # scull_p_nr_devs's default
-BLOCKED = 0.5       # how long a sleeper is given to prove it sleeps
+# What glibc 2.36's poll(), select() and epoll_wait() call on x86_64.
+SYS_POLL, SYS_PSELECT6, SYS_EPOLL_WAIT = 7, 270, 232
 
 
 def pipe_dev(n):
@@ -84,8 +86,8 @@ def test_read_sleeps_while_empty_and_a_write_wakes_it():
     reader_fd, writer_fd = open_pipe(os.O_RDONLY), open_pipe(os.O_WRONLY)
     try:
         thread, result, errors = in_thread(os.read, reader_fd, 100)
-        thread.join(BLOCKED)
-        assert thread.is_alive(), "read returned from an empty pipe"
+        blocking.wait_until_sleeping(os.getpid(), blocking.SYS_READ, fd=reader_fd,
+                                     tid=thread.native_id)
         assert os.write(writer_fd, b"hello") == 5
         thread.join(10)
         assert not thread.is_alive() and not errors
@@ -101,8 +103,8 @@ def test_write_sleeps_while_full_and_a_read_wakes_it():
     try:
         assert fill(fd) == BUFFER
         thread, result, errors = in_thread(os.write, writer_fd, b"w" * 10)
-        thread.join(BLOCKED)
-        assert thread.is_alive(), "write returned on a full pipe"
+        blocking.wait_until_sleeping(os.getpid(), blocking.SYS_WRITE, fd=writer_fd,
+                                     tid=thread.native_id)
         assert os.read(fd, 300) == b"f" * 300
         thread.join(10)
         assert not thread.is_alive() and not errors
@@ -234,8 +236,8 @@ def test_waiting_for_input_wakes_on_a_write(waiter):
             ep.close()
     try:
         thread, result, errors = in_thread(wait)
-        thread.join(BLOCKED)
-        assert thread.is_alive(), f"{waiter} returned with nothing to read"
+        nr = {"poll": SYS_POLL, "select": SYS_PSELECT6, "epoll": SYS_EPOLL_WAIT}[waiter]
+        blocking.wait_until_sleeping(os.getpid(), nr, tid=thread.native_id)
         os.write(writer_fd, b"!")
         thread.join(10)
         assert not thread.is_alive() and not errors and result[0]
@@ -244,73 +246,116 @@ def test_waiting_for_input_wakes_on_a_write(waiter):
         os.close(writer_fd)
 
 
+@contextlib.contextmanager
+def signals_blocked(*signums):
+    """Blocks `signums`, so that they stay pending where `take_pending` finds them; a handler
+    records any that reaches another thread. Drops those still pending on the way out."""
+    strays = []
+    old_handlers = {signum: signal.signal(signum, lambda signum, _: strays.append(signum))
+                    for signum in signums}
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, signums)
+    try:
+        yield strays
+    finally:
+        take_pending(*signums)
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        for signum, handler in old_handlers.items():
+            signal.signal(signum, handler)
+
+
+def take_pending(*signums):
+    """Dequeues the pending (blocked) signals among `signums`; returns their numbers in order."""
+    taken = []
+    while (info := signal.sigtimedwait(signums, 0)) is not None:
+        taken.append(info.si_signo)
+    return taken
+
+
+def set_async(fd, signum=0):
+    """Asks for a signal (SIGIO, or `signum` with its own siginfo) to this process on input."""
+    fcntl.fcntl(fd, fcntl.F_SETOWN, os.getpid())
+    fcntl.fcntl(fd, fcntl.F_SETSIG, signum)
+    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_ASYNC)
+
+
+# kill_fasync runs inside write(): by the time a write returns, its signals are pending.
+
 def test_fasync_sends_sigio_to_the_owner_on_new_data():
-    received = []
-    old = signal.signal(signal.SIGIO, lambda signum, frame: received.append(signum))
     fd = open_pipe(os.O_RDONLY | os.O_NONBLOCK)
     writer_fd = open_pipe(os.O_WRONLY)
     try:
-        fcntl.fcntl(fd, fcntl.F_SETOWN, os.getpid())
-        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_ASYNC)
-        os.write(writer_fd, b"ping")
-        deadline = time.monotonic() + 5
-        while not received and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert received == [signal.SIGIO]
-        # Turned off, nothing more arrives.
-        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_ASYNC)
-        os.write(writer_fd, b"pong")
-        time.sleep(0.3)
-        assert received == [signal.SIGIO]
+        with signals_blocked(signal.SIGIO) as strays:
+            set_async(fd)
+            assert take_pending(signal.SIGIO) == []
+            os.write(writer_fd, b"ping")
+            assert take_pending(signal.SIGIO) == [signal.SIGIO]
+            # Turned off, nothing more arrives.
+            fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_ASYNC)
+            os.write(writer_fd, b"pong")
+            assert take_pending(signal.SIGIO) == []
+        assert strays == []
     finally:
         os.close(fd)
         os.close(writer_fd)
-        signal.signal(signal.SIGIO, old)
 
 
 def test_a_file_closed_with_fasync_on_leaves_the_queue():
-    """Closing with O_ASYNC still set must take the file off the queue (else: use after
-    free on the next write, which KASAN would report)."""
-    old = signal.signal(signal.SIGIO, signal.SIG_IGN)
+    """Closing with O_ASYNC still set must take the file off the queue. A file left on it
+    would be signalled for through freed memory (KASAN reports the use after free) to an
+    owner that closed it: each file here asks for its own real-time signal (F_SETSIG; those
+    are queued one per send, never merged), and a write must send exactly the open file's."""
+    closed_sig, open_sig = signal.SIGRTMIN + 1, signal.SIGRTMIN + 2
+    watched = (signal.SIGIO, closed_sig, open_sig)
+    writer_fd = open_pipe(os.O_WRONLY)
     try:
-        for _ in range(3):
+        with signals_blocked(*watched) as strays:
+            for _ in range(3):
+                fd = open_pipe(os.O_RDONLY | os.O_NONBLOCK)
+                set_async(fd, closed_sig)
+                os.close(fd)
+            os.write(writer_fd, b"after close")
+            assert take_pending(*watched) == []
+            # A file that asks later gets its signal, once a write.
             fd = open_pipe(os.O_RDONLY | os.O_NONBLOCK)
-            fcntl.fcntl(fd, fcntl.F_SETOWN, os.getpid())
-            fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_ASYNC)
+            set_async(fd, open_sig)
+            os.write(writer_fd, b"one")
+            assert take_pending(*watched) == [open_sig]
+            # And it too leaves the queue when closed with O_ASYNC on.
             os.close(fd)
-        writer_fd = open_pipe(os.O_WRONLY)
-        os.write(writer_fd, b"after close")
-        os.close(writer_fd)
+            os.write(writer_fd, b"two")
+            assert take_pending(*watched) == []
+        assert strays == []
     finally:
-        signal.signal(signal.SIGIO, old)
+        os.close(writer_fd)
 
 
 def test_signals_end_sleeps():
-    # Default action: a blocked reader dies at once.
+    """Default action: a blocked reader dies at once."""
     cat = subprocess.Popen(["cat", PIPE])
-    time.sleep(BLOCKED)
-    assert cat.poll() is None
+    blocking.wait_until_sleeping(cat.pid, blocking.SYS_READ, fd=3)
+    assert os.readlink(f"/proc/{cat.pid}/fd/3") == PIPE
     cat.send_signal(signal.SIGINT)
     assert cat.wait(timeout=10) == -signal.SIGINT
-    # A handler (Python installs it without SA_RESTART): the read returns EINTR, so the
-    # handler runs, and its exception ends the read.
-    code = (
-        "import os, signal, sys\n"
-        "class Woken(Exception): pass\n"
-        "def handler(*args): raise Woken\n"
-        "signal.signal(signal.SIGUSR1, handler)\n"
-        f"fd = os.open('{PIPE}', os.O_RDONLY)\n"
-        "print('ready', flush=True)\n"
-        "try:\n"
-        "    os.read(fd, 10)\n"
-        "except Woken:\n"
-        "    sys.exit(42)\n")
-    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    assert child.stdout.readline() == "ready\n"
-    time.sleep(BLOCKED)
-    assert child.poll() is None
-    child.send_signal(signal.SIGUSR1)
-    assert child.wait(timeout=20) == 42
+
+
+def test_signal_without_restart_gives_eintr():
+    """A handler without SA_RESTART: the blocked read fails with EINTR (ERESTARTSYS inside)."""
+    result, err, handlers, _ = signal_sleeper("read", PIPE, blocking.SYS_READ, restart=False)
+    assert (result, err, handlers) == (-1, "EINTR", 1)
+
+
+def test_signal_with_sa_restart_resumes_the_read():
+    """With SA_RESTART the handler runs during the sleep, the read sleeps again, and a write
+    completes it with the data."""
+    def feed():
+        fd = open_pipe(os.O_WRONLY | os.O_NONBLOCK)
+        try:
+            assert os.write(fd, b"resumed") == 7
+        finally:
+            os.close(fd)
+    result, err, handlers, data = signal_sleeper("read", PIPE, blocking.SYS_READ, restart=True,
+                                                 wake=feed)
+    assert (result, err, handlers, data) == (7, "-", 1, b"resumed")
 
 
 def test_one_writer_one_reader_keep_every_byte_in_order():
