@@ -79,8 +79,9 @@ def test_kunit_every_run_counts():
 def test_lost_log_records_are_noticed():
     record = "6,{},100,-;line".format
     assert kcheck.lost_records([record(0).encode(), record(1).encode()]) == (0, 0)
-    # The ring wrapped before the check: the oldest record kept is not the first.
-    assert kcheck.lost_records([record(7).encode(), record(8).encode()]) == (7, 0)
+    # The ring wrapped before the check: the oldest record kept is not the first, and the
+    # seven before it are lost.
+    assert kcheck.lost_records([record(7).encode(), record(8).encode()]) == (7, 7)
     # Records vanished while being read, or a gap in the numbers.
     assert kcheck.lost_records([record(0).encode(), None]) == (0, 1)
     assert kcheck.lost_records([record(0).encode(), record(5).encode()]) == (0, 4)
