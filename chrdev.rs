@@ -24,8 +24,9 @@ use core::{
 
 use kernel::{
     alloc::{
+        Allocator,
         Flags,
-        KVVec, //
+        Vec, //
     },
     bindings,
     container_of,
@@ -690,18 +691,18 @@ impl Drop for FasyncQueue {
 /// it is written, zeroing it and then overwriting it would be a second pass over every byte.
 /// Returns the buffer and how many bytes were copied, fewer than `len` when user memory
 /// faulted; the bytes left uncopied are zero too. `EINVAL` when `at + len` exceeds `size`.
-pub(crate) fn new_buffer_from_iter(
+pub(crate) fn new_buffer_from_iter<A: Allocator>(
     iov: &mut IovIterSource<'_>,
     size: usize,
     at: usize,
     len: usize,
     flags: Flags,
-) -> Result<(KVVec<u8>, usize)> {
+) -> Result<(Vec<u8, A>, usize)> {
     let end = at
         .checked_add(len)
         .filter(|&end| end <= size)
         .ok_or(EINVAL)?;
-    let mut buffer = KVVec::with_capacity(size, flags)?;
+    let mut buffer = Vec::<u8, A>::with_capacity(size, flags)?;
     let memory = buffer.spare_capacity_mut().get_mut(..size).ok_or(ENOMEM)?;
     let (head, rest) = memory.split_at_mut(at);
     let (middle, tail) = rest.split_at_mut(end - at);

@@ -16,6 +16,7 @@ mod scull_access;
 mod scull_mutex;
 mod scull_pipe;
 mod tty;
+mod user_memory;
 
 use chrdev::{
     capable_sys_admin,

@@ -9,7 +9,10 @@
 //!
 //! [`Mutex`]: kernel::sync::Mutex
 
-use crate::sched;
+use crate::{
+    sched,
+    user_memory::UserVec, //
+};
 use kernel::{
     alloc::{
         flags::{
@@ -43,8 +46,11 @@ pub(crate) const MAX_QSETS: u64 = 1 << 20;
 /// Largest device size, in bytes, whatever the layout.
 pub(crate) const MAX_DEVICE_SIZE: u64 = 1 << 40;
 
-/// Flags for allocations driven by user input: charged to the writer's memory cgroup, and
-/// failing quietly with `ENOMEM` instead of warning, whatever size user space asks for.
+/// Flags for the allocations that hold user data, with [`UserMemory`]: charged to the
+/// writer's memory cgroup, and failing quietly with `ENOMEM` instead of warning, whatever size
+/// user space asks for.
+///
+/// [`UserMemory`]: crate::user_memory::UserMemory
 pub(crate) fn gfp() -> Flags {
     GFP_KERNEL_ACCOUNT | __GFP_NOWARN
 }
@@ -212,10 +218,10 @@ impl MemoryBudget {
 }
 
 /// One quantum: `quantum` bytes, zero where never written.
-pub(crate) type Quantum = KVVec<u8>;
+pub(crate) type Quantum = UserVec<u8>;
 
 /// One quantum set: `qset` slots for quanta, allocated on first use.
-type QuantumSet = KVVec<Option<Quantum>>;
+type QuantumSet = UserVec<Option<Quantum>>;
 
 /// Where the data of a [`Storage::write`] comes from.
 ///
@@ -259,7 +265,7 @@ pub(crate) struct Storage {
     layout: Layout,
     /// Bytes of data: the highest offset ever written, plus one.
     size: u64,
-    qsets: KVVec<Option<QuantumSet>>,
+    qsets: UserVec<Option<QuantumSet>>,
     /// Quanta allocated, for the `/proc` views.
     quanta: usize,
     budget: Arc<MemoryBudget>,
@@ -299,7 +305,7 @@ impl Storage {
         Self {
             layout,
             size: 0,
-            qsets: KVVec::new(),
+            qsets: UserVec::new(),
             quanta: 0,
             budget,
             charged: 0,
@@ -549,7 +555,7 @@ impl Storage {
         let old_capacity = self.qsets.capacity();
         let missing = len - old_len;
         if old_capacity - old_len < missing {
-            // The capacity `KVVec::reserve` will pick, charged before it allocates.
+            // The capacity `Vec::reserve` will pick, charged before it allocates.
             let planned = (old_capacity * 2).max(len);
             self.charge((planned - old_capacity) as u64 * QSET_SLOT)?;
             if let Err(err) = self.qsets.reserve(missing, gfp()) {
