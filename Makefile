@@ -75,7 +75,7 @@ check: setup
 # The test suite in the VM: loads the modules, runs pytest, checks kmemleak and the log.
 # TESTS='tests/test_scull_io.py -k lseek' runs only those (pytest arguments).
 test:
-	$(VM) --timeout $${SCULL_TEST_TIMEOUT:-2400} -- scripts/guest-test $(TESTS)
+	$(VM) --timeout $${SCULL_TEST_TIMEOUT:-3000} -- scripts/guest-test $(TESTS)
 
 # The model tests only, each state machine fed fresh random sequences for FUZZ_SECONDS; a
 # failure prints its shrunk sequence of calls as a reproducer. All the run's checks apply.
