@@ -4,6 +4,8 @@
 # runtime checks agree on one set of numbers.
 
 # shellcheck shell=bash
+# The settings are used by the scripts that source this file, which shellcheck cannot see here.
+# shellcheck disable=SC2034
 
 SCULL_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 SCULL_CACHE=${SCULL_CACHE:-$HOME/.cache/scull-rs}

@@ -19,7 +19,7 @@ require_root() {
 kernel_number() {
 	case $2 in
 	[+-]*) _sign=${2%"${2#?}"} _digits=${2#?} ;;
-	*) _sign= _digits=$2 ;;
+	*) _sign='' _digits=$2 ;;
 	esac
 	case $_digits in
 	0[xX]) _valid= ;;
