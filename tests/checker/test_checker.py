@@ -9,8 +9,6 @@ import os
 import subprocess
 import sys
 
-import pytest
-
 TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPO = os.path.dirname(TESTS)
 sys.path.insert(0, TESTS)
