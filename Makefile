@@ -9,7 +9,8 @@
 #   make bench           scull against tmpfs on a non-debug kernel (table, JSON, PNG in bench/)
 #   make test            the suite in a VM (TESTS='tests/FILE.py -k NAME' for a part of it)
 #   make vm              interactive shell in a VM; VM_CMD='...' runs a command instead
-#   make lint            rustfmt check and a CLIPPY=1 build with warnings as errors
+#   make lint            rustfmt, shellcheck and pyflakes checks, and a CLIPPY=1 build with
+#                        warnings as errors
 #   make rust-analyzer   write rust-project.json for editors
 #   make clean           remove build outputs
 #
@@ -49,6 +50,13 @@ KMAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) $(if $(LLVM),LLVM=$(LLVM))
 # The checker's module misbehaves on purpose: a build of its own, for check-checker only.
 KMAKE_CHECKER = $(MAKE) -C $(KDIR) M=$(CURDIR)/tests/checker $(if $(LLVM),LLVM=$(LLVM))
 RUST_SOURCES := $(wildcard *.rs tests/checker/*.rs)
+# What `make lint` checks besides Rust: scripts are told apart by their #! line (the
+# sourced scripts/lib/*.sh name their shell to shellcheck themselves).
+SHELL_SCRIPTS = $(shell for f in scripts/* .ci/run; do \
+	head -n 1 "$$f" 2>/dev/null | grep -qE '^\#!.*[/ ](ba)?sh$$' && echo "$$f"; done) \
+	$(wildcard scripts/lib/*.sh)
+PYTHON_SOURCES = $(wildcard tests/*.py tests/checker/*.py) $(shell for f in scripts/*; do \
+	head -n 1 "$$f" 2>/dev/null | grep -q '^\#!.*python' && echo "$$f"; done)
 VM := scripts/vm
 
 .PHONY: all modules clean check test lint fmt rust-analyzer vm demo setup check-checker checker-module bench fuzz
@@ -101,6 +109,8 @@ checker-module:
 lint:
 	@KDIR='$(KDIR)' LLVM='$(LLVM)' scripts/check-kdir
 	rustfmt --check --config-path $(KSRC)/.rustfmt.toml $(RUST_SOURCES)
+	shellcheck -x $(SHELL_SCRIPTS)
+	pyflakes3 $(PYTHON_SOURCES)
 	@set -e; scratch=$$(mktemp -d "$${TMPDIR:-/tmp}/scull-lint.XXXXXX"); \
 	trap 'rm -rf "$$scratch"' EXIT; \
 	find . -name .git -prune -o -type f \( -name Kbuild -o -name '*.rs' -o -name '*.h' \) \
