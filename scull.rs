@@ -13,13 +13,14 @@ mod meminfo;
 mod procfs;
 mod sched;
 mod scull_access;
+mod scull_ioctl;
 mod scull_mutex;
 mod scull_pipe;
+mod scull_proc;
 mod tty;
 mod user_memory;
 
 use chrdev::{
-    capable_sys_admin,
     new_buffer_from_iter,
     Operations,
     Region,
@@ -30,41 +31,22 @@ use chrdev::{
 };
 use core::marker::PhantomData;
 use kernel::{
-    ffi::c_int,
     fs::{
         file::flags,
         File,
         Kiocb, //
-    },
-    ioctl::{
-        _IO,
-        _IOR,
-        _IOW,
-        _IOWR, //
     },
     iov::{
         IovIterDest,
         IovIterSource, //
     },
     prelude::*,
-    seq_file::{
-        seq_print,
-        SeqFile, //
-    },
     sync::{
         Arc,
         ArcBorrow, //
-    },
-    uaccess::{
-        UserPtr,
-        UserSlice, //
     }, //
 };
-use procfs::{
-    ProcFile,
-    ShowAll,
-    ShowRecords, //
-};
+use procfs::ProcFile;
 use scull_access::{
     Guarded,
     OneUser,
@@ -72,6 +54,7 @@ use scull_access::{
     Policy,
     Single, //
 };
+use scull_ioctl::scull_ioctl;
 use scull_mutex::{
     gfp as quantum_gfp,
     Layout,
@@ -80,7 +63,6 @@ use scull_mutex::{
     Quantum,
     ScullDev,
     Settings,
-    Usage,
     WriteSource,
     MAX_QSET,
     MAX_QUANTUM, //
@@ -90,6 +72,7 @@ use scull_pipe::{
     ScullPipe,
     MAX_PIPE_BUFFER, //
 };
+use scull_proc::MemoryView;
 
 module! {
     type: ScullModule,
@@ -354,107 +337,6 @@ impl kernel::Module for ScullModule {
     }
 }
 
-/// What `/proc/scullmem` and `/proc/scullseq` show: LDD3's view of each device (its layout,
-/// size, quantum sets and quanta), with the memory it costs and a line of totals.
-///
-/// Each device's numbers are read under its lock, which is held for nothing else (no user
-/// copy happens under it): a device line is always consistent, and writers wait for at most
-/// the count of its quantum sets.
-struct MemoryView {
-    devices: KVec<Arc<ScullDev>>,
-    /// For the memory budget, which every scull device draws from (scullpriv's and the
-    /// access devices' too, though the views do not list them).
-    settings: Arc<Settings>,
-}
-
-/// Sums over the devices.
-#[derive(Default)]
-struct Totals {
-    devices: usize,
-    size: u64,
-    allocated: u64,
-    qsets: usize,
-    quanta: usize,
-}
-
-impl Totals {
-    fn add(&mut self, usage: &Usage) {
-        self.devices += 1;
-        self.size = self.size.saturating_add(usage.size);
-        self.allocated = self.allocated.saturating_add(usage.allocated);
-        self.qsets = self.qsets.saturating_add(usage.qsets);
-        self.quanta = self.quanta.saturating_add(usage.quanta);
-    }
-
-    /// Shows the totals, and the `budget` all devices draw from: its limit and what every
-    /// device, listed or not, uses of it.
-    fn show(&self, m: &SeqFile, budget: &MemoryBudget) {
-        seq_print!(
-            m,
-            "total: devices={} size={} allocated={} qsets={} quanta={} limit={} used={}\n",
-            self.devices,
-            self.size,
-            self.allocated,
-            self.qsets,
-            self.quanta,
-            budget.limit(),
-            budget.used()
-        );
-    }
-}
-
-impl MemoryView {
-    /// Shows device `index`, if there is one, and returns what it showed.
-    fn show_device(&self, index: usize, m: &SeqFile) -> Option<Usage> {
-        let usage = self.devices.get(index)?.lock().usage();
-        seq_print!(
-            m,
-            "scull{index}: quantum={} qset={} size={} allocated={} qsets={} quanta={}\n",
-            usage.layout.quantum(),
-            usage.layout.qset(),
-            usage.size,
-            usage.allocated,
-            usage.qsets,
-            usage.quanta
-        );
-        Some(usage)
-    }
-}
-
-/// `/proc/scullmem`: all in one go, so the totals are exactly the sum of the lines above them.
-impl ShowAll for MemoryView {
-    fn show(&self, m: &SeqFile) {
-        let mut totals = Totals::default();
-        for index in 0..self.devices.len() {
-            if let Some(usage) = self.show_device(index, m) {
-                totals.add(&usage);
-            }
-        }
-        totals.show(m, self.settings.budget());
-    }
-}
-
-/// `/proc/scullseq`: one record per device, then one for the totals. `seq_file` may return to
-/// user space between records, so the totals are a snapshot of their own, taken when their
-/// record is shown: with writers running they can differ from the sum of the lines above.
-impl ShowRecords for MemoryView {
-    fn records(&self) -> usize {
-        self.devices.len() + 1
-    }
-
-    fn show_record(&self, index: usize, m: &SeqFile) {
-        if index < self.devices.len() {
-            self.show_device(index, m);
-        } else if index == self.devices.len() {
-            let mut totals = Totals::default();
-            for device in &self.devices {
-                totals.add(&device.lock().usage());
-            }
-            totals.show(m, self.settings.budget());
-        }
-    }
-}
-
 /// The data of a `write`, as a [`WriteSource`].
 struct UserData<'a, 'data>(&'a mut IovIterSource<'data>);
 
@@ -491,155 +373,6 @@ impl Opener for ScullDev {
 impl Opener for PerTerminal {
     fn device(this: &Arc<Self>, file: &File) -> Result<Arc<ScullDev>> {
         PerTerminal::device(this, file)
-    }
-}
-
-// LDD3's ioctl numbers (`scull.h`): magic 'k', numbers 0 to 12. S: set through a pointer,
-// T: set from the argument, G: get through a pointer, Q: return as the result, X: exchange
-// through a pointer, H: set from the argument and return the old value ("shift").
-const SCULL_IOC_MAGIC: u32 = b'k' as u32;
-const SCULL_IOCRESET: u32 = _IO(SCULL_IOC_MAGIC, 0);
-const SCULL_IOCSQUANTUM: u32 = _IOW::<c_int>(SCULL_IOC_MAGIC, 1);
-const SCULL_IOCSQSET: u32 = _IOW::<c_int>(SCULL_IOC_MAGIC, 2);
-const SCULL_IOCTQUANTUM: u32 = _IO(SCULL_IOC_MAGIC, 3);
-const SCULL_IOCTQSET: u32 = _IO(SCULL_IOC_MAGIC, 4);
-const SCULL_IOCGQUANTUM: u32 = _IOR::<c_int>(SCULL_IOC_MAGIC, 5);
-const SCULL_IOCGQSET: u32 = _IOR::<c_int>(SCULL_IOC_MAGIC, 6);
-const SCULL_IOCQQUANTUM: u32 = _IO(SCULL_IOC_MAGIC, 7);
-const SCULL_IOCQQSET: u32 = _IO(SCULL_IOC_MAGIC, 8);
-const SCULL_IOCXQUANTUM: u32 = _IOWR::<c_int>(SCULL_IOC_MAGIC, 9);
-const SCULL_IOCXQSET: u32 = _IOWR::<c_int>(SCULL_IOC_MAGIC, 10);
-const SCULL_IOCHQUANTUM: u32 = _IO(SCULL_IOC_MAGIC, 11);
-const SCULL_IOCHQSET: u32 = _IO(SCULL_IOC_MAGIC, 12);
-
-/// Which setting an ioctl is about.
-#[derive(Clone, Copy)]
-enum Setting {
-    Quantum,
-    Qset,
-}
-
-impl Setting {
-    fn get(self, layout: Layout) -> usize {
-        match self {
-            Self::Quantum => layout.quantum(),
-            Self::Qset => layout.qset(),
-        }
-    }
-
-    /// `layout` with this setting changed to `value` (a C `int`); `EINVAL` when that is no
-    /// valid layout, as for a load parameter.
-    fn set(self, layout: Layout, value: c_int) -> Result<Layout> {
-        let value = usize::try_from(value).map_err(|_| EINVAL)?;
-        match self {
-            Self::Quantum => layout.with_quantum(value),
-            Self::Qset => layout.with_qset(value),
-        }
-        .map_err(|_| EINVAL)
-    }
-}
-
-/// A setting as a C `int`; layouts keep both well below `c_int::MAX`.
-fn as_c_int(value: usize) -> c_int {
-    c_int::try_from(value).unwrap_or(c_int::MAX)
-}
-
-/// The `int` behind a user pointer `arg`.
-fn user_int(arg: usize) -> UserSlice {
-    UserSlice::new(UserPtr::from_addr(arg), core::mem::size_of::<c_int>())
-}
-
-/// What an ioctl does with its setting, by the letter LDD3 gives it.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Op {
-    /// S: set through a pointer.
-    Set,
-    /// T: set from the argument ("tell").
-    Tell,
-    /// G: get through a pointer.
-    Get,
-    /// Q: return as the result ("query").
-    Query,
-    /// X: exchange through a pointer.
-    Exchange,
-    /// H: set from the argument and return the old value ("shift").
-    Shift,
-}
-
-/// Decodes a command other than `SCULL_IOCRESET`.
-fn decode(cmd: u32) -> Option<(Op, Setting)> {
-    let (op, setting) = match cmd {
-        SCULL_IOCSQUANTUM => (Op::Set, Setting::Quantum),
-        SCULL_IOCSQSET => (Op::Set, Setting::Qset),
-        SCULL_IOCTQUANTUM => (Op::Tell, Setting::Quantum),
-        SCULL_IOCTQSET => (Op::Tell, Setting::Qset),
-        SCULL_IOCGQUANTUM => (Op::Get, Setting::Quantum),
-        SCULL_IOCGQSET => (Op::Get, Setting::Qset),
-        SCULL_IOCQQUANTUM => (Op::Query, Setting::Quantum),
-        SCULL_IOCQQSET => (Op::Query, Setting::Qset),
-        SCULL_IOCXQUANTUM => (Op::Exchange, Setting::Quantum),
-        SCULL_IOCXQSET => (Op::Exchange, Setting::Qset),
-        SCULL_IOCHQUANTUM => (Op::Shift, Setting::Quantum),
-        SCULL_IOCHQSET => (Op::Shift, Setting::Qset),
-        _ => return None,
-    };
-    Some((op, setting))
-}
-
-/// Handles LDD3's ioctls on any scull device.
-fn scull_ioctl(settings: &Settings, cmd: u32, arg: usize) -> Result<isize> {
-    if cmd == SCULL_IOCRESET {
-        require_admin()?;
-        settings.reset();
-        return Ok(0);
-    }
-    // Wrong magic, number, direction or size alike.
-    let (op, setting) = decode(cmd).ok_or(ENOTTY)?;
-    if !matches!(op, Op::Get | Op::Query) {
-        require_admin()?;
-    }
-    match op {
-        Op::Get => {
-            let value = as_c_int(setting.get(settings.current()));
-            user_int(arg).writer().write(&value)?;
-            Ok(0)
-        }
-        Op::Query => Ok(setting.get(settings.current()) as isize),
-        Op::Set => {
-            let value: c_int = user_int(arg).reader().read()?;
-            settings.update(|layout| setting.set(layout, value))?;
-            Ok(0)
-        }
-        Op::Tell | Op::Shift => {
-            let value = c_int::try_from(arg).map_err(|_| EINVAL)?;
-            let old = settings.update(|layout| setting.set(layout, value))?;
-            Ok(if op == Op::Shift {
-                setting.get(old) as isize
-            } else {
-                0
-            })
-        }
-        Op::Exchange => {
-            // The old value goes back through the pointer the new one came from, written
-            // before the change is made (under the settings lock), so a fault changes nothing.
-            let (mut reader, mut writer) = user_int(arg).reader_writer();
-            let value: c_int = reader.read()?;
-            settings.update(|layout| {
-                let new = setting.set(layout, value)?;
-                writer.write(&as_c_int(setting.get(layout)))?;
-                Ok::<_, Error>(new)
-            })?;
-            Ok(0)
-        }
-    }
-}
-
-/// Changing scull's settings takes `CAP_SYS_ADMIN`, as in LDD3.
-fn require_admin() -> Result {
-    if capable_sys_admin() {
-        Ok(())
-    } else {
-        Err(EPERM)
     }
 }
 
