@@ -56,7 +56,6 @@ use scull_access::{
 };
 use scull_ioctl::scull_ioctl;
 use scull_mutex::{
-    gfp as quantum_gfp,
     Layout,
     LayoutError,
     MemoryBudget,
@@ -272,7 +271,7 @@ impl kernel::Module for ScullModule {
         let mut pipes = KVec::with_capacity(config.pipes as usize, GFP_KERNEL)?;
         for _ in 0..config.pipes {
             pipes.push(
-                Arc::pin_init(PipeDev::new(config.pipe_buffer)?, GFP_KERNEL)?,
+                Arc::pin_init(PipeDev::new(config.pipe_buffer), GFP_KERNEL)?,
                 GFP_KERNEL,
             )?;
         }
@@ -348,7 +347,7 @@ impl WriteSource for UserData<'_, '_> {
     // New quanta are copied into straight away, not zeroed and then overwritten: this is what
     // makes writing into fresh memory as cheap as in LDD3's C code.
     fn fill_new(&mut self, size: usize, at: usize, len: usize) -> Result<(Quantum, usize)> {
-        new_buffer_from_iter(self.0, size, at, len, quantum_gfp())
+        new_buffer_from_iter(self.0, size, at, len, GFP_KERNEL)
     }
 }
 

@@ -149,10 +149,13 @@ pub(crate) struct OneUser<const WAIT: bool> {
 impl<const WAIT: bool> OneUser<WAIT> {
     pub(crate) fn new() -> impl PinInit<Self> {
         pin_init!(Self {
-            holder <- new_mutex!(Holder {
-                owner: None,
-                files: 0
-            }),
+            holder <- new_mutex!(
+                Holder {
+                    owner: None,
+                    files: 0
+                },
+                "OneUser::holder"
+            ),
             freed <- new_condvar!("scullwuid::freed"),
         })
     }

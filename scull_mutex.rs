@@ -14,13 +14,6 @@ use crate::{
     user_memory::UserVec, //
 };
 use kernel::{
-    alloc::{
-        flags::{
-            __GFP_NOWARN,
-            GFP_KERNEL_ACCOUNT, //
-        },
-        Flags, //
-    },
     new_mutex,
     prelude::*,
     sync::{
@@ -45,15 +38,6 @@ pub(crate) const MAX_QSETS: u64 = 1 << 20;
 
 /// Largest device size, in bytes, whatever the layout.
 pub(crate) const MAX_DEVICE_SIZE: u64 = 1 << 40;
-
-/// Flags for the allocations that hold user data, with [`UserMemory`]: charged to the
-/// writer's memory cgroup, and failing quietly with `ENOMEM` instead of warning, whatever size
-/// user space asks for.
-///
-/// [`UserMemory`]: crate::user_memory::UserMemory
-pub(crate) fn gfp() -> Flags {
-    GFP_KERNEL_ACCOUNT | __GFP_NOWARN
-}
 
 /// Called before each step of a long copy: gives up the CPU if another task should run, and
 /// says whether to go on. A task being killed stops, returning what it has done so far, as
@@ -218,6 +202,9 @@ impl MemoryBudget {
 }
 
 /// One quantum: `quantum` bytes, zero where never written.
+///
+/// Like every allocation of user data here, it is a [`UserVec`], whose allocator alone sets
+/// the flags (accounted, quiet, failing instead of OOM-killing); callers pass `GFP_KERNEL`.
 pub(crate) type Quantum = UserVec<u8>;
 
 /// One quantum set: `qset` slots for quanta, allocated on first use.
@@ -238,7 +225,7 @@ pub(crate) trait WriteSource {
     /// This default zeroes the whole quantum first; a source that can copy into uninitialised
     /// memory saves that pass over the bytes it fills.
     fn fill_new(&mut self, size: usize, at: usize, len: usize) -> Result<(Quantum, usize)> {
-        let mut quantum = Quantum::from_elem(0, size, gfp())?;
+        let mut quantum = Quantum::from_elem(0, size, GFP_KERNEL)?;
         let out = at
             .checked_add(len)
             .and_then(|end| quantum.get_mut(at..end))
@@ -529,9 +516,9 @@ impl Storage {
         if self.qsets[at.qset].is_none() {
             let qset = self.layout.qset;
             self.charge(qset as u64 * QUANTUM_SLOT)?;
-            let slots = QuantumSet::with_capacity(qset, gfp()).and_then(|mut slots| {
+            let slots = QuantumSet::with_capacity(qset, GFP_KERNEL).and_then(|mut slots| {
                 for _ in 0..qset {
-                    slots.push(None, gfp())?;
+                    slots.push(None, GFP_KERNEL)?;
                 }
                 Ok(slots)
             });
@@ -558,7 +545,7 @@ impl Storage {
             // The capacity `Vec::reserve` will pick, charged before it allocates.
             let planned = (old_capacity * 2).max(len);
             self.charge((planned - old_capacity) as u64 * QSET_SLOT)?;
-            if let Err(err) = self.qsets.reserve(missing, gfp()) {
+            if let Err(err) = self.qsets.reserve(missing, GFP_KERNEL) {
                 self.uncharge((planned - old_capacity) as u64 * QSET_SLOT);
                 return Err(err.into());
             }
@@ -573,7 +560,7 @@ impl Storage {
             }
         }
         for _ in 0..missing {
-            self.qsets.push(None, gfp())?;
+            self.qsets.push(None, GFP_KERNEL)?;
         }
         Ok(())
     }

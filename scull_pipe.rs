@@ -120,21 +120,28 @@ pub(crate) struct PipeDev {
 
 impl PipeDev {
     /// A new, empty pipe of `size` bytes (at most [`MAX_PIPE_BUFFER`]).
-    pub(crate) fn new(size: usize) -> Result<impl PinInit<Self, Error>> {
-        if size == 0 || size > MAX_PIPE_BUFFER {
-            return Err(EINVAL);
-        }
-        let buffer = KVVec::from_elem(0, size, GFP_KERNEL)?;
-        Ok(try_pin_init!(Self {
-            ring <- new_mutex!(Ring {
-                buffer,
-                start: 0,
-                len: 0
-            }),
-            readable <- new_poll_condvar!("scullpipe::readable"),
-            writable <- new_poll_condvar!("scullpipe::writable"),
-            readers_to_signal: FasyncQueue::new(),
-        }? Error))
+    pub(crate) fn new(size: usize) -> impl PinInit<Self, Error> {
+        // The size is checked and the buffer allocated when the initializer runs, so that the
+        // module builds every device the same way, in place.
+        pin_init::pin_init_scope(move || {
+            if size == 0 || size > MAX_PIPE_BUFFER {
+                return Err(EINVAL);
+            }
+            let buffer = KVVec::from_elem(0, size, GFP_KERNEL)?;
+            Ok(try_pin_init!(Self {
+                ring <- new_mutex!(
+                    Ring {
+                        buffer,
+                        start: 0,
+                        len: 0
+                    },
+                    "PipeDev::ring"
+                ),
+                readable <- new_poll_condvar!("scullpipe::readable"),
+                writable <- new_poll_condvar!("scullpipe::writable"),
+                readers_to_signal: FasyncQueue::new(),
+            }? Error))
+        })
     }
 
     /// The ring once `ready` holds for it, sleeping on `queue` meanwhile; `EAGAIN` instead of
