@@ -52,7 +52,9 @@ use scull_access::{
     OneUser,
     PerTerminal,
     Policy,
-    Single, //
+    Refuse,
+    Single,
+    Wait, //
 };
 use scull_ioctl::scull_ioctl;
 use scull_mutex::{
@@ -236,8 +238,8 @@ struct ScullModule {
     _devices: Pin<KBox<Registration<Scull<ScullDev>>>>,
     _pipes: Pin<KBox<Registration<ScullPipe>>>,
     _single: Pin<KBox<Registration<Access<Single>>>>,
-    _uid: Pin<KBox<Registration<Access<OneUser<false>>>>>,
-    _wuid: Pin<KBox<Registration<Access<OneUser<true>>>>>,
+    _uid: Pin<KBox<Registration<Access<OneUser<Refuse>>>>>,
+    _wuid: Pin<KBox<Registration<Access<OneUser<Wait>>>>>,
     _priv: Pin<KBox<Registration<Scull<PerTerminal>>>>,
     _region: Region,
 }
