@@ -43,7 +43,7 @@ const SCULL_IOCHQUANTUM: u32 = _IO(SCULL_IOC_MAGIC, 11);
 const SCULL_IOCHQSET: u32 = _IO(SCULL_IOC_MAGIC, 12);
 
 /// Which setting an ioctl is about.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Setting {
     Quantum,
     Qset,
@@ -80,7 +80,7 @@ fn user_int(arg: usize) -> UserSlice {
 }
 
 /// What an ioctl does with its setting, by the letter LDD3 gives it.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Op {
     /// S: set through a pointer.
     Set,
@@ -170,5 +170,77 @@ fn require_admin() -> Result {
         Ok(())
     } else {
         Err(EPERM)
+    }
+}
+
+#[kunit_tests(scull_ioctl)]
+mod tests {
+    use super::*;
+
+    // The numbers are written out as x86 and the generic `ioctl.h` encode them (direction in
+    // bits 30-31, size in 16-29, magic in 8-15, number in 0-7), not built with `_IO*`, so that
+    // a mistake in the constants above cannot hide behind the same mistake here.
+
+    #[test]
+    fn the_constants_are_ldd3s_numbers() {
+        assert_eq!(SCULL_IOCRESET, 0x6b00);
+        assert_eq!(SCULL_IOCSQUANTUM, 0x4004_6b01);
+        assert_eq!(SCULL_IOCGQSET, 0x8004_6b06);
+        assert_eq!(SCULL_IOCXQSET, 0xc004_6b0a);
+        assert_eq!(SCULL_IOCHQSET, 0x6b0c);
+    }
+
+    #[test]
+    fn every_command_decodes_to_its_op_and_setting() {
+        let expected = [
+            (0x4004_6b01, Op::Set, Setting::Quantum),
+            (0x4004_6b02, Op::Set, Setting::Qset),
+            (0x6b03, Op::Tell, Setting::Quantum),
+            (0x6b04, Op::Tell, Setting::Qset),
+            (0x8004_6b05, Op::Get, Setting::Quantum),
+            (0x8004_6b06, Op::Get, Setting::Qset),
+            (0x6b07, Op::Query, Setting::Quantum),
+            (0x6b08, Op::Query, Setting::Qset),
+            (0xc004_6b09, Op::Exchange, Setting::Quantum),
+            (0xc004_6b0a, Op::Exchange, Setting::Qset),
+            (0x6b0b, Op::Shift, Setting::Quantum),
+            (0x6b0c, Op::Shift, Setting::Qset),
+        ];
+        for (cmd, op, setting) in expected {
+            assert_eq!(decode(cmd), Some((op, setting)));
+        }
+    }
+
+    #[test]
+    fn reset_is_not_decoded() {
+        // `scull_ioctl` handles it before decoding: it has no setting.
+        assert_eq!(decode(SCULL_IOCRESET), None);
+    }
+
+    #[test]
+    fn wrong_magic_is_refused() {
+        assert_eq!(decode(0x6a03), None);
+        assert_eq!(decode(0x8004_6a05), None);
+    }
+
+    #[test]
+    fn wrong_number_is_refused() {
+        assert_eq!(decode(0x6b0d), None);
+        assert_eq!(decode(0x6bff), None);
+    }
+
+    #[test]
+    fn wrong_size_is_refused() {
+        assert_eq!(decode(0x8008_6b05), None);
+        assert_eq!(decode(0x4000_6b01), None);
+    }
+
+    #[test]
+    fn wrong_direction_is_refused() {
+        // GQUANTUM's number with S's direction, SQUANTUM's with G's, and T's with X's.
+        assert_eq!(decode(0x4004_6b05), None);
+        assert_eq!(decode(0x8004_6b01), None);
+        assert_eq!(decode(0xc004_6b03), None);
+        assert_eq!(decode(0x6b01), None);
     }
 }
