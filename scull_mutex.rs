@@ -714,6 +714,67 @@ mod tests {
     }
 
     #[test]
+    fn layout_edges() -> Result {
+        let loc = |qset, quantum, offset| {
+            Some(Location {
+                qset,
+                quantum,
+                offset,
+            })
+        };
+
+        // The smallest layout: one byte per quantum, one quantum per set, so a device is a
+        // list of `MAX_QSETS` one-byte sets.
+        let tiny = Layout::new(1, 1).map_err(|_| EINVAL)?;
+        assert_eq!(tiny.max_size(), MAX_QSETS);
+        assert_eq!(tiny.locate(0), loc(0, 0, 0));
+        assert_eq!(tiny.locate(1), loc(1, 0, 0));
+        assert_eq!(
+            tiny.locate(MAX_QSETS - 1),
+            loc(MAX_QSETS as usize - 1, 0, 0)
+        );
+        assert_eq!(tiny.locate(MAX_QSETS), None);
+
+        // Each maximum alone is a valid layout.
+        assert!(Layout::new(MAX_QUANTUM, 1).is_ok());
+        assert!(Layout::new(1, MAX_QSET).is_ok());
+
+        // The product may reach `MAX_DEVICE_SIZE` but not pass it.
+        let qset = (MAX_DEVICE_SIZE / MAX_QUANTUM as u64) as usize;
+        let largest = Layout::new(MAX_QUANTUM, qset).map_err(|_| EINVAL)?;
+        assert_eq!(largest.max_size(), MAX_DEVICE_SIZE);
+        assert_eq!(
+            largest.locate(MAX_DEVICE_SIZE - 1),
+            loc(0, qset - 1, MAX_QUANTUM - 1)
+        );
+        assert_eq!(largest.locate(MAX_DEVICE_SIZE), None);
+        assert_eq!(largest.locate(u64::MAX), None);
+        assert_eq!(
+            Layout::new(MAX_QUANTUM, qset + 1),
+            Err(LayoutError::Product)
+        );
+        assert_eq!(largest.with_qset(qset + 1), Err(LayoutError::Product));
+
+        // Values that would overflow a multiplication are refused before it.
+        assert_eq!(
+            Layout::new(usize::MAX, usize::MAX),
+            Err(LayoutError::Quantum)
+        );
+        assert_eq!(Layout::new(1, usize::MAX), Err(LayoutError::Qset));
+        assert_eq!(tiny.with_quantum(usize::MAX), Err(LayoutError::Quantum));
+
+        // Boundaries between quanta and between sets.
+        let small = Layout::new(3, 2).map_err(|_| EINVAL)?;
+        assert_eq!(small.locate(2), loc(0, 0, 2));
+        assert_eq!(small.locate(3), loc(0, 1, 0));
+        assert_eq!(small.locate(5), loc(0, 1, 2));
+        assert_eq!(small.locate(6), loc(1, 0, 0));
+        assert_eq!(small.max_size(), 6 * MAX_QSETS);
+        assert_eq!(small.locate(6 * MAX_QSETS), None);
+        Ok(())
+    }
+
+    #[test]
     fn locate_is_arithmetic() -> Result {
         let layout = Layout::new(4000, 1000).map_err(|_| EINVAL)?;
         let at = |pos| layout.locate(pos);
