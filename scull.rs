@@ -41,10 +41,7 @@ use scull_access::{
     Single,
     Wait, //
 };
-use scull_fops::{
-    Access,
-    Scull, //
-};
+use scull_fops::ScullFile;
 use scull_mutex::{
     Layout,
     LayoutError,
@@ -221,12 +218,12 @@ struct ScullModule {
     // Fields drop in declaration order: the views go first, the device numbers last.
     _scullmem: ProcFile<MemoryView>,
     _scullseq: ProcFile<MemoryView>,
-    _devices: Pin<KBox<Registration<Scull<ScullDev>>>>,
+    _devices: Pin<KBox<Registration<ScullFile<ScullDev>>>>,
     _pipes: Pin<KBox<Registration<ScullPipe>>>,
-    _single: Pin<KBox<Registration<Access<Single>>>>,
-    _uid: Pin<KBox<Registration<Access<OneUser<Refuse>>>>>,
-    _wuid: Pin<KBox<Registration<Access<OneUser<Wait>>>>>,
-    _priv: Pin<KBox<Registration<Scull<PerTerminal>>>>,
+    _single: Pin<KBox<Registration<ScullFile<Guarded<Single>>>>>,
+    _uid: Pin<KBox<Registration<ScullFile<Guarded<OneUser<Refuse>>>>>>,
+    _wuid: Pin<KBox<Registration<ScullFile<Guarded<OneUser<Wait>>>>>>,
+    _priv: Pin<KBox<Registration<ScullFile<PerTerminal>>>>,
     _region: Region,
 }
 

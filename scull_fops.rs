@@ -52,27 +52,68 @@ impl WriteSource for UserData<'_, '_> {
     }
 }
 
-/// The file operations of the nodes whose files use a scull device: `/dev/scullN`, whose
-/// device is `D` itself, and `scullpriv`, whose device depends on the opener.
-pub(crate) struct Scull<D>(PhantomData<D>);
+/// The file operations of every node whose files use a scull device: `/dev/scullN`,
+/// `scullpriv`, `scullsingle`, `sculluid` and `scullwuid`. What differs between them, how an
+/// opening file finds its device and what closing it gives back, is the [`Node`] `N`.
+pub(crate) struct ScullFile<N>(PhantomData<N>);
 
 /// How a node finds the scull device an opening file is to use.
-pub(crate) trait Opener: Send + Sync + Sized + 'static {
-    /// The device for `file`, which the current task opens on node `this`.
-    fn device(this: &Arc<Self>, file: &File) -> Result<Arc<ScullDev>>;
+pub(crate) trait Node: Send + Sync + Sized + 'static {
+    /// What an open file keeps: the device, or the device with what admitted the file.
+    type Open: Send + Sync + 'static;
+
+    /// What the current task, opening `file` on node `this`, gets; an error refuses the open.
+    fn open(this: &Arc<Self>, file: &File) -> Result<Arc<Self::Open>>;
+
+    /// The scull device behind an open file.
+    fn device(open: &Self::Open) -> &ScullDev;
+
+    /// Called once when an open file goes away; nothing to give back by default.
+    fn release(_open: &Self::Open) {}
 }
 
 /// `/dev/scullN`: one device.
-impl Opener for ScullDev {
-    fn device(this: &Arc<Self>, _file: &File) -> Result<Arc<ScullDev>> {
+impl Node for ScullDev {
+    type Open = ScullDev;
+
+    fn open(this: &Arc<Self>, _file: &File) -> Result<Arc<ScullDev>> {
         Ok(this.clone())
+    }
+
+    fn device(open: &ScullDev) -> &ScullDev {
+        open
     }
 }
 
 /// `scullpriv`: the device of the opener's controlling terminal and session.
-impl Opener for PerTerminal {
-    fn device(this: &Arc<Self>, file: &File) -> Result<Arc<ScullDev>> {
+impl Node for PerTerminal {
+    type Open = ScullDev;
+
+    fn open(this: &Arc<Self>, file: &File) -> Result<Arc<ScullDev>> {
         PerTerminal::device(this, file)
+    }
+
+    fn device(open: &ScullDev) -> &ScullDev {
+        open
+    }
+}
+
+/// `scullsingle`, `sculluid` and `scullwuid`: one device behind the access policy `P`, which
+/// admits each open and is told of each release.
+impl<P: Policy + 'static> Node for Guarded<P> {
+    type Open = Guarded<P>;
+
+    fn open(this: &Arc<Self>, file: &File) -> Result<Arc<Guarded<P>>> {
+        this.policy.enter(file)?;
+        Ok(this.clone())
+    }
+
+    fn device(open: &Guarded<P>) -> &ScullDev {
+        &open.device
+    }
+
+    fn release(open: &Guarded<P>) {
+        open.policy.leave();
     }
 }
 
@@ -124,93 +165,39 @@ fn scull_llseek(device: &ScullDev, pos: i64, offset: i64, whence: Whence) -> Res
 }
 
 #[vtable]
-impl<D: Opener> Operations for Scull<D> {
-    type Device = D;
-    type Ptr = Arc<ScullDev>;
+impl<N: Node> Operations for ScullFile<N> {
+    type Device = N;
+    type Ptr = Arc<N::Open>;
 
-    fn open(node: &Arc<D>, file: &File) -> Result<Arc<ScullDev>> {
-        let device = D::device(node, file)?;
-        scull_open(&device, file);
-        Ok(device)
+    fn open(node: &Arc<N>, file: &File) -> Result<Arc<N::Open>> {
+        // The node admits the opener first: a refused open must not trim the device.
+        let open = N::open(node, file)?;
+        scull_open(N::device(&open), file);
+        Ok(open)
     }
 
-    fn read_iter(mut kiocb: Kiocb<'_, Arc<ScullDev>>, iov: &mut IovIterDest<'_>) -> Result<usize> {
-        let device = kiocb.file();
-        scull_read(&device, kiocb.ki_pos_mut(), iov)
+    fn release(open: Arc<N::Open>, _file: &File) {
+        N::release(&open);
     }
 
-    fn write_iter(
-        mut kiocb: Kiocb<'_, Arc<ScullDev>>,
-        iov: &mut IovIterSource<'_>,
-    ) -> Result<usize> {
-        let device = kiocb.file();
-        scull_write(&device, kiocb.ki_pos_mut(), iov)
-    }
-
-    fn llseek(
-        device: ArcBorrow<'_, ScullDev>,
-        pos: i64,
-        offset: i64,
-        whence: Whence,
-    ) -> Result<i64> {
-        scull_llseek(&device, pos, offset, whence)
-    }
-
-    fn ioctl(device: ArcBorrow<'_, ScullDev>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
-        scull_ioctl(device.settings(), cmd, arg)
-    }
-}
-
-/// The file operations of `scullsingle`, `sculluid` and `scullwuid`: a scull device behind
-/// the access policy `P`.
-pub(crate) struct Access<P>(PhantomData<P>);
-
-#[vtable]
-impl<P: Policy + 'static> Operations for Access<P> {
-    type Device = Guarded<P>;
-    type Ptr = Arc<Guarded<P>>;
-
-    fn open(guarded: &Arc<Guarded<P>>, file: &File) -> Result<Arc<Guarded<P>>> {
-        guarded.policy.enter(file)?;
-        scull_open(&guarded.device, file);
-        Ok(guarded.clone())
-    }
-
-    fn release(guarded: Arc<Guarded<P>>, _file: &File) {
-        guarded.policy.leave();
-    }
-
-    fn read_iter(
-        mut kiocb: Kiocb<'_, Arc<Guarded<P>>>,
-        iov: &mut IovIterDest<'_>,
-    ) -> Result<usize> {
-        let guarded = kiocb.file();
-        scull_read(&guarded.device, kiocb.ki_pos_mut(), iov)
+    fn read_iter(mut kiocb: Kiocb<'_, Arc<N::Open>>, iov: &mut IovIterDest<'_>) -> Result<usize> {
+        let open = kiocb.file();
+        scull_read(N::device(&open), kiocb.ki_pos_mut(), iov)
     }
 
     fn write_iter(
-        mut kiocb: Kiocb<'_, Arc<Guarded<P>>>,
+        mut kiocb: Kiocb<'_, Arc<N::Open>>,
         iov: &mut IovIterSource<'_>,
     ) -> Result<usize> {
-        let guarded = kiocb.file();
-        scull_write(&guarded.device, kiocb.ki_pos_mut(), iov)
+        let open = kiocb.file();
+        scull_write(N::device(&open), kiocb.ki_pos_mut(), iov)
     }
 
-    fn llseek(
-        guarded: ArcBorrow<'_, Guarded<P>>,
-        pos: i64,
-        offset: i64,
-        whence: Whence,
-    ) -> Result<i64> {
-        scull_llseek(&guarded.device, pos, offset, whence)
+    fn llseek(open: ArcBorrow<'_, N::Open>, pos: i64, offset: i64, whence: Whence) -> Result<i64> {
+        scull_llseek(N::device(&open), pos, offset, whence)
     }
 
-    fn ioctl(
-        guarded: ArcBorrow<'_, Guarded<P>>,
-        _file: &File,
-        cmd: u32,
-        arg: usize,
-    ) -> Result<isize> {
-        scull_ioctl(guarded.device.settings(), cmd, arg)
+    fn ioctl(open: ArcBorrow<'_, N::Open>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
+        scull_ioctl(N::device(&open).settings(), cmd, arg)
     }
 }
