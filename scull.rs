@@ -214,109 +214,124 @@ impl Config {
     }
 }
 
+#[pin_data]
 struct ScullModule {
-    // Fields drop in declaration order: the views go first, the device numbers last.
+    // Fields drop in declaration order: the views go first, the device numbers last. (If
+    // init fails part way, pin-init drops what it made in reverse order of making it, which
+    // also leaves the region for last.)
     _scullmem: ProcFile<MemoryView>,
     _scullseq: ProcFile<MemoryView>,
-    _devices: Pin<KBox<Registration<ScullFile<ScullDev>>>>,
-    _pipes: Pin<KBox<Registration<ScullPipe>>>,
-    _single: Pin<KBox<Registration<ScullFile<Guarded<Single>>>>>,
-    _uid: Pin<KBox<Registration<ScullFile<Guarded<OneUser<Refuse>>>>>>,
-    _wuid: Pin<KBox<Registration<ScullFile<Guarded<OneUser<Wait>>>>>>,
-    _priv: Pin<KBox<Registration<ScullFile<PerTerminal>>>>,
+    #[pin]
+    _devices: Registration<ScullFile<ScullDev>>,
+    #[pin]
+    _pipes: Registration<ScullPipe>,
+    #[pin]
+    _single: Registration<ScullFile<Guarded<Single>>>,
+    #[pin]
+    _uid: Registration<ScullFile<Guarded<OneUser<Refuse>>>>,
+    #[pin]
+    _wuid: Registration<ScullFile<Guarded<OneUser<Wait>>>>,
+    #[pin]
+    _priv: Registration<ScullFile<PerTerminal>>,
     _region: Region,
 }
 
-/// Serves minor `index` of `region` with `T`'s operations on `device`.
+/// Minor `index` of `region`, served with `T`'s operations on `device` alone.
 fn register_one<T: Operations>(
     region: &Region,
     index: u32,
     device: Arc<T::Device>,
-) -> Result<Pin<KBox<Registration<T>>>> {
+) -> Result<impl PinInit<Registration<T>, Error>> {
     let mut devices = KVec::with_capacity(1, GFP_KERNEL)?;
     devices.push(device, GFP_KERNEL)?;
-    KBox::pin_init(Registration::new(region, index, devices), GFP_KERNEL)
+    Ok(Registration::new(region, index, devices))
 }
 
-impl kernel::Module for ScullModule {
-    fn init(_module: &'static ThisModule) -> Result<Self> {
-        let config = Config::from_params()?;
-        let minors = config.nr_devs + config.pipes + ACCESS_DEVICES;
-        let region = Region::new(c"scull", config.major, config.first_minor, minors)?;
-        let budget = Arc::new(MemoryBudget::new(config.mem_limit), GFP_KERNEL)?;
-        let settings = Arc::pin_init(Settings::new(config.layout, budget), GFP_KERNEL)?;
-        let mut devices = KVec::with_capacity(config.nr_devs as usize, GFP_KERNEL)?;
-        let mut viewed = KVec::with_capacity(config.nr_devs as usize, GFP_KERNEL)?;
-        for _ in 0..config.nr_devs {
-            let device = Arc::pin_init(ScullDev::new(settings.clone()), GFP_KERNEL)?;
-            viewed.push(device.clone(), GFP_KERNEL)?;
-            devices.push(device, GFP_KERNEL)?;
-        }
-        let devices = KBox::pin_init(Registration::new(&region, 0, devices), GFP_KERNEL)?;
-        let mut pipes = KVec::with_capacity(config.pipes as usize, GFP_KERNEL)?;
-        for _ in 0..config.pipes {
-            pipes.push(
-                Arc::pin_init(PipeDev::new(config.pipe_buffer), GFP_KERNEL)?,
+impl kernel::InPlaceModule for ScullModule {
+    fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
+        // The devices are made first, outside the module's memory; then the module is built in
+        // place, with its registrations pinned in it rather than each in a box of its own.
+        pin_init::pin_init_scope(move || {
+            let config = Config::from_params()?;
+            let minors = config.nr_devs + config.pipes + ACCESS_DEVICES;
+            let region = Region::new(c"scull", config.major, config.first_minor, minors)?;
+            let budget = Arc::new(MemoryBudget::new(config.mem_limit), GFP_KERNEL)?;
+            let settings = Arc::pin_init(Settings::new(config.layout, budget), GFP_KERNEL)?;
+            let mut devices = KVec::with_capacity(config.nr_devs as usize, GFP_KERNEL)?;
+            let mut viewed = KVec::with_capacity(config.nr_devs as usize, GFP_KERNEL)?;
+            for _ in 0..config.nr_devs {
+                let device = Arc::pin_init(ScullDev::new(settings.clone()), GFP_KERNEL)?;
+                viewed.push(device.clone(), GFP_KERNEL)?;
+                devices.push(device, GFP_KERNEL)?;
+            }
+            let devices = Registration::new(&region, 0, devices);
+            let mut pipes = KVec::with_capacity(config.pipes as usize, GFP_KERNEL)?;
+            for _ in 0..config.pipes {
+                pipes.push(
+                    Arc::pin_init(PipeDev::new(config.pipe_buffer), GFP_KERNEL)?,
+                    GFP_KERNEL,
+                )?;
+            }
+            let pipes = Registration::new(&region, config.nr_devs, pipes);
+            let access = config.nr_devs + config.pipes;
+            let single = register_one(
+                &region,
+                access,
+                Arc::pin_init(Guarded::new(settings.clone(), Single::new()), GFP_KERNEL)?,
+            )?;
+            let uid = register_one(
+                &region,
+                access + 1,
+                Arc::pin_init(Guarded::new(settings.clone(), OneUser::new()), GFP_KERNEL)?,
+            )?;
+            let wuid = register_one(
+                &region,
+                access + 2,
+                Arc::pin_init(Guarded::new(settings.clone(), OneUser::new()), GFP_KERNEL)?,
+            )?;
+            let private = register_one(
+                &region,
+                access + 3,
+                Arc::pin_init(PerTerminal::new(settings.clone()), GFP_KERNEL)?,
+            )?;
+            let view = Arc::new(
+                MemoryView {
+                    devices: viewed,
+                    settings: settings.clone(),
+                },
                 GFP_KERNEL,
             )?;
-        }
-        let pipes = KBox::pin_init(
-            Registration::new(&region, config.nr_devs, pipes),
-            GFP_KERNEL,
-        )?;
-        let access = config.nr_devs + config.pipes;
-        let single = register_one(
-            &region,
-            access,
-            Arc::pin_init(Guarded::new(settings.clone(), Single::new()), GFP_KERNEL)?,
-        )?;
-        let uid = register_one(
-            &region,
-            access + 1,
-            Arc::pin_init(Guarded::new(settings.clone(), OneUser::new()), GFP_KERNEL)?,
-        )?;
-        let wuid = register_one(
-            &region,
-            access + 2,
-            Arc::pin_init(Guarded::new(settings.clone(), OneUser::new()), GFP_KERNEL)?,
-        )?;
-        let private = register_one(
-            &region,
-            access + 3,
-            Arc::pin_init(PerTerminal::new(settings.clone()), GFP_KERNEL)?,
-        )?;
-        let view = Arc::new(
-            MemoryView {
-                devices: viewed,
-                settings: settings.clone(),
-            },
-            GFP_KERNEL,
-        )?;
-        let scullmem = ProcFile::single(c"scullmem", view.clone())?;
-        let scullseq = ProcFile::records(c"scullseq", view)?;
-        pr_info!(
-            "major {}, minors {}..{}: {} scull (quantum {}, qset {}, {} bytes in all), {} \
-             scullpipe ({} bytes), scullsingle, sculluid, scullwuid, scullpriv\n",
-            region.major(),
-            region.first_minor(),
-            region.first_minor() + minors,
-            config.nr_devs,
-            config.layout.quantum(),
-            config.layout.qset(),
-            config.mem_limit,
-            config.pipes,
-            config.pipe_buffer
-        );
-        Ok(Self {
-            _scullmem: scullmem,
-            _scullseq: scullseq,
-            _devices: devices,
-            _pipes: pipes,
-            _single: single,
-            _uid: uid,
-            _wuid: wuid,
-            _priv: private,
-            _region: region,
+            let (major, first_minor) = (region.major(), region.first_minor());
+            // Made in this order: the region, then the devices, then the views that show them,
+            // and last the log line, once everything is in place; on failure pin-init drops
+            // what it made in reverse order, so the region goes last then too.
+            Ok(try_pin_init!(Self {
+                _region: region,
+                _devices <- devices,
+                _pipes <- pipes,
+                _single <- single,
+                _uid <- uid,
+                _wuid <- wuid,
+                _priv <- private,
+                _scullmem: ProcFile::single(c"scullmem", view.clone())?,
+                _scullseq: ProcFile::records(c"scullseq", view)?,
+                _: {
+                    pr_info!(
+                        "major {}, minors {}..{}: {} scull (quantum {}, qset {}, {} bytes in \
+                         all), {} scullpipe ({} bytes), scullsingle, sculluid, scullwuid, \
+                         scullpriv\n",
+                        major,
+                        first_minor,
+                        first_minor + minors,
+                        config.nr_devs,
+                        config.layout.quantum(),
+                        config.layout.qset(),
+                        config.mem_limit,
+                        config.pipes,
+                        config.pipe_buffer
+                    );
+                },
+            }? Error))
         })
     }
 }
