@@ -5,8 +5,12 @@
 //!
 //! `scull_nr_devs` devices (`/dev/scull0` to `/dev/scull3` by default) share one major, shown as
 //! `scull` in `/proc/devices`. Each device is a stretch of kernel memory that grows as it is
-//! written and is freed when the device is opened write-only. See `scull_mutex.rs` for how the
-//! memory is laid out and locked, and `chrdev.rs` for the char-device plumbing.
+//! written and is freed when the device is opened write-only.
+//!
+//! This file is the module only: its parameters and its registrations. The rest is by topic:
+//! `scull_fops.rs` (file operations), `scull_ioctl.rs` (ioctls), `scull_proc.rs` (`/proc`
+//! views), `scull_mutex.rs` (a device's memory and locking), `scull_pipe.rs` (scullpipe),
+//! `scull_access.rs` (access control), and `chrdev.rs` (the char-device plumbing).
 
 mod chrdev;
 mod meminfo;
