@@ -24,6 +24,7 @@ use crate::{
         Session, //
     },
 };
+use core::marker::PhantomData;
 use kernel::{
     current,
     fs::{
@@ -136,33 +137,58 @@ impl Holder {
     }
 }
 
-/// `sculluid` (`WAIT == false`) and `scullwuid` (`WAIT == true`).
+/// What [`OneUser`] does with an opener while another user holds the device.
+pub(crate) trait WhenBusy: Send + Sync + 'static {
+    /// Whether the opener waits for the device to be free, instead of getting `EBUSY`.
+    const WAIT: bool;
+}
+
+/// `sculluid`: an opener from another user gets `EBUSY`.
+pub(crate) struct Refuse;
+
+impl WhenBusy for Refuse {
+    const WAIT: bool = false;
+}
+
+/// `scullwuid`: an opener from another user waits (or gets `EAGAIN` with `O_NONBLOCK`).
+pub(crate) struct Wait;
+
+impl WhenBusy for Wait {
+    const WAIT: bool = true;
+}
+
+/// `sculluid` (`OneUser<Refuse>`) and `scullwuid` (`OneUser<Wait>`).
 #[pin_data]
-pub(crate) struct OneUser<const WAIT: bool> {
+pub(crate) struct OneUser<B: WhenBusy> {
     #[pin]
     holder: Mutex<Holder>,
     /// `scullwuid`'s openers wait here for the device to be free.
     #[pin]
     freed: CondVar,
+    busy: PhantomData<B>,
 }
 
-impl<const WAIT: bool> OneUser<WAIT> {
+impl<B: WhenBusy> OneUser<B> {
     pub(crate) fn new() -> impl PinInit<Self> {
         pin_init!(Self {
-            holder <- new_mutex!(Holder {
-                owner: None,
-                files: 0
-            }),
+            holder <- new_mutex!(
+                Holder {
+                    owner: None,
+                    files: 0
+                },
+                "OneUser::holder"
+            ),
             freed <- new_condvar!("scullwuid::freed"),
+            busy: PhantomData,
         })
     }
 }
 
-impl<const WAIT: bool> Policy for OneUser<WAIT> {
+impl<B: WhenBusy> Policy for OneUser<B> {
     fn enter(&self, file: &File) -> Result {
         let mut holder = self.holder.lock();
         while !holder.admits_current() {
-            if !WAIT {
+            if !B::WAIT {
                 return Err(EBUSY);
             }
             if file.flags() & flags::O_NONBLOCK != 0 {

@@ -14,13 +14,6 @@ use crate::{
     user_memory::UserVec, //
 };
 use kernel::{
-    alloc::{
-        flags::{
-            __GFP_NOWARN,
-            GFP_KERNEL_ACCOUNT, //
-        },
-        Flags, //
-    },
     new_mutex,
     prelude::*,
     sync::{
@@ -45,15 +38,6 @@ pub(crate) const MAX_QSETS: u64 = 1 << 20;
 
 /// Largest device size, in bytes, whatever the layout.
 pub(crate) const MAX_DEVICE_SIZE: u64 = 1 << 40;
-
-/// Flags for the allocations that hold user data, with [`UserMemory`]: charged to the
-/// writer's memory cgroup, and failing quietly with `ENOMEM` instead of warning, whatever size
-/// user space asks for.
-///
-/// [`UserMemory`]: crate::user_memory::UserMemory
-pub(crate) fn gfp() -> Flags {
-    GFP_KERNEL_ACCOUNT | __GFP_NOWARN
-}
 
 /// Called before each step of a long copy: gives up the CPU if another task should run, and
 /// says whether to go on. A task being killed stops, returning what it has done so far, as
@@ -218,6 +202,9 @@ impl MemoryBudget {
 }
 
 /// One quantum: `quantum` bytes, zero where never written.
+///
+/// Like every allocation of user data here, it is a [`UserVec`], whose allocator alone sets
+/// the flags (accounted, quiet, failing instead of OOM-killing); callers pass `GFP_KERNEL`.
 pub(crate) type Quantum = UserVec<u8>;
 
 /// One quantum set: `qset` slots for quanta, allocated on first use.
@@ -238,7 +225,7 @@ pub(crate) trait WriteSource {
     /// This default zeroes the whole quantum first; a source that can copy into uninitialised
     /// memory saves that pass over the bytes it fills.
     fn fill_new(&mut self, size: usize, at: usize, len: usize) -> Result<(Quantum, usize)> {
-        let mut quantum = Quantum::from_elem(0, size, gfp())?;
+        let mut quantum = Quantum::from_elem(0, size, GFP_KERNEL)?;
         let out = at
             .checked_add(len)
             .and_then(|end| quantum.get_mut(at..end))
@@ -529,9 +516,9 @@ impl Storage {
         if self.qsets[at.qset].is_none() {
             let qset = self.layout.qset;
             self.charge(qset as u64 * QUANTUM_SLOT)?;
-            let slots = QuantumSet::with_capacity(qset, gfp()).and_then(|mut slots| {
+            let slots = QuantumSet::with_capacity(qset, GFP_KERNEL).and_then(|mut slots| {
                 for _ in 0..qset {
-                    slots.push(None, gfp())?;
+                    slots.push(None, GFP_KERNEL)?;
                 }
                 Ok(slots)
             });
@@ -558,7 +545,7 @@ impl Storage {
             // The capacity `Vec::reserve` will pick, charged before it allocates.
             let planned = (old_capacity * 2).max(len);
             self.charge((planned - old_capacity) as u64 * QSET_SLOT)?;
-            if let Err(err) = self.qsets.reserve(missing, gfp()) {
+            if let Err(err) = self.qsets.reserve(missing, GFP_KERNEL) {
                 self.uncharge((planned - old_capacity) as u64 * QSET_SLOT);
                 return Err(err.into());
             }
@@ -573,7 +560,7 @@ impl Storage {
             }
         }
         for _ in 0..missing {
-            self.qsets.push(None, gfp())?;
+            self.qsets.push(None, GFP_KERNEL)?;
         }
         Ok(())
     }
@@ -724,6 +711,67 @@ mod tests {
             Err(LayoutError::Product)
         );
         assert!(Layout::new(4000, 1000).is_ok());
+    }
+
+    #[test]
+    fn layout_edges() -> Result {
+        let loc = |qset, quantum, offset| {
+            Some(Location {
+                qset,
+                quantum,
+                offset,
+            })
+        };
+
+        // The smallest layout: one byte per quantum, one quantum per set, so a device is a
+        // list of `MAX_QSETS` one-byte sets.
+        let tiny = Layout::new(1, 1).map_err(|_| EINVAL)?;
+        assert_eq!(tiny.max_size(), MAX_QSETS);
+        assert_eq!(tiny.locate(0), loc(0, 0, 0));
+        assert_eq!(tiny.locate(1), loc(1, 0, 0));
+        assert_eq!(
+            tiny.locate(MAX_QSETS - 1),
+            loc(MAX_QSETS as usize - 1, 0, 0)
+        );
+        assert_eq!(tiny.locate(MAX_QSETS), None);
+
+        // Each maximum alone is a valid layout.
+        assert!(Layout::new(MAX_QUANTUM, 1).is_ok());
+        assert!(Layout::new(1, MAX_QSET).is_ok());
+
+        // The product may reach `MAX_DEVICE_SIZE` but not pass it.
+        let qset = (MAX_DEVICE_SIZE / MAX_QUANTUM as u64) as usize;
+        let largest = Layout::new(MAX_QUANTUM, qset).map_err(|_| EINVAL)?;
+        assert_eq!(largest.max_size(), MAX_DEVICE_SIZE);
+        assert_eq!(
+            largest.locate(MAX_DEVICE_SIZE - 1),
+            loc(0, qset - 1, MAX_QUANTUM - 1)
+        );
+        assert_eq!(largest.locate(MAX_DEVICE_SIZE), None);
+        assert_eq!(largest.locate(u64::MAX), None);
+        assert_eq!(
+            Layout::new(MAX_QUANTUM, qset + 1),
+            Err(LayoutError::Product)
+        );
+        assert_eq!(largest.with_qset(qset + 1), Err(LayoutError::Product));
+
+        // Values that would overflow a multiplication are refused before it.
+        assert_eq!(
+            Layout::new(usize::MAX, usize::MAX),
+            Err(LayoutError::Quantum)
+        );
+        assert_eq!(Layout::new(1, usize::MAX), Err(LayoutError::Qset));
+        assert_eq!(tiny.with_quantum(usize::MAX), Err(LayoutError::Quantum));
+
+        // Boundaries between quanta and between sets.
+        let small = Layout::new(3, 2).map_err(|_| EINVAL)?;
+        assert_eq!(small.locate(2), loc(0, 0, 2));
+        assert_eq!(small.locate(3), loc(0, 1, 0));
+        assert_eq!(small.locate(5), loc(0, 1, 2));
+        assert_eq!(small.locate(6), loc(1, 0, 0));
+        assert_eq!(small.max_size(), 6 * MAX_QSETS);
+        assert_eq!(small.locate(6 * MAX_QSETS), None);
+        Ok(())
     }
 
     #[test]

@@ -120,21 +120,28 @@ pub(crate) struct PipeDev {
 
 impl PipeDev {
     /// A new, empty pipe of `size` bytes (at most [`MAX_PIPE_BUFFER`]).
-    pub(crate) fn new(size: usize) -> Result<impl PinInit<Self, Error>> {
-        if size == 0 || size > MAX_PIPE_BUFFER {
-            return Err(EINVAL);
-        }
-        let buffer = KVVec::from_elem(0, size, GFP_KERNEL)?;
-        Ok(try_pin_init!(Self {
-            ring <- new_mutex!(Ring {
-                buffer,
-                start: 0,
-                len: 0
-            }),
-            readable <- new_poll_condvar!("scullpipe::readable"),
-            writable <- new_poll_condvar!("scullpipe::writable"),
-            readers_to_signal: FasyncQueue::new(),
-        }? Error))
+    pub(crate) fn new(size: usize) -> impl PinInit<Self, Error> {
+        // The size is checked and the buffer allocated when the initializer runs, so that the
+        // module builds every device the same way, in place.
+        pin_init::pin_init_scope(move || {
+            if size == 0 || size > MAX_PIPE_BUFFER {
+                return Err(EINVAL);
+            }
+            let buffer = KVVec::from_elem(0, size, GFP_KERNEL)?;
+            Ok(try_pin_init!(Self {
+                ring <- new_mutex!(
+                    Ring {
+                        buffer,
+                        start: 0,
+                        len: 0
+                    },
+                    "PipeDev::ring"
+                ),
+                readable <- new_poll_condvar!("scullpipe::readable"),
+                writable <- new_poll_condvar!("scullpipe::writable"),
+                readers_to_signal: FasyncQueue::new(),
+            }? Error))
+        })
     }
 
     /// The ring once `ready` holds for it, sleeping on `queue` meanwhile; `EAGAIN` instead of
@@ -227,5 +234,128 @@ impl Operations for ScullPipe {
 
     fn fasync(device: ArcBorrow<'_, PipeDev>, file: &File, fd: i32, on: bool) -> Result {
         device.readers_to_signal.update(file, fd, on)
+    }
+}
+
+#[kunit_tests(scull_pipe_ring)]
+mod tests {
+    use super::*;
+
+    /// An empty ring of `capacity` bytes.
+    fn ring(capacity: usize) -> Result<Ring> {
+        Ok(Ring {
+            buffer: KVVec::from_elem(0, capacity, GFP_KERNEL)?,
+            start: 0,
+            len: 0,
+        })
+    }
+
+    /// Puts up to `max` bytes of `data` into `ring`, copying all of each piece offered.
+    fn put_all(ring: &mut Ring, data: &[u8], max: usize) -> usize {
+        let mut from = 0;
+        ring.put(max, |piece| {
+            // Byte by byte with `zip`, which stops at the shorter side, so nothing can panic.
+            let mut n = 0;
+            for (to, byte) in piece.iter_mut().zip(data.iter().skip(from)) {
+                *to = *byte;
+                n += 1;
+            }
+            from += n;
+            n
+        })
+    }
+
+    /// Takes up to `max` bytes from `ring` into `out`, returning how many.
+    fn take_all(ring: &mut Ring, out: &mut [u8], max: usize) -> usize {
+        let mut to = 0;
+        ring.take(max, |piece| {
+            let mut n = 0;
+            for (slot, byte) in out.iter_mut().skip(to).zip(piece) {
+                *slot = *byte;
+                n += 1;
+            }
+            to += n;
+            n
+        })
+    }
+
+    #[test]
+    fn a_new_ring_is_empty_and_not_full() -> Result {
+        let ring = ring(4)?;
+        assert!(ring.is_empty());
+        assert!(!ring.is_full());
+        assert_eq!(ring.capacity(), 4);
+        Ok(())
+    }
+
+    #[test]
+    fn filling_stops_at_capacity() -> Result {
+        let mut ring = ring(4)?;
+        assert_eq!(put_all(&mut ring, b"abcdef", 6), 4);
+        assert!(ring.is_full());
+        assert_eq!(put_all(&mut ring, b"x", 1), 0);
+        let mut out = [0u8; 8];
+        assert_eq!(take_all(&mut ring, &mut out, 8), 4);
+        assert_eq!(&out[..4], b"abcd");
+        assert!(ring.is_empty());
+        assert_eq!(take_all(&mut ring, &mut out, 8), 0);
+        Ok(())
+    }
+
+    #[test]
+    fn writes_and_reads_cross_the_wrap() -> Result {
+        let mut ring = ring(5)?;
+        let mut out = [0u8; 5];
+        assert_eq!(put_all(&mut ring, b"abc", 3), 3);
+        assert_eq!(take_all(&mut ring, &mut out, 2), 2);
+        assert_eq!(&out[..2], b"ab");
+        // Free: indices 3 and 4, then 0 and 1; four bytes go in two pieces.
+        assert_eq!(put_all(&mut ring, b"defg", 4), 4);
+        assert!(ring.is_full());
+        assert_eq!(take_all(&mut ring, &mut out, 5), 5);
+        assert_eq!(&out, b"cdefg");
+        assert!(ring.is_empty());
+        assert_eq!(ring.start, 2);
+        Ok(())
+    }
+
+    #[test]
+    fn max_limits_each_call() -> Result {
+        let mut ring = ring(8)?;
+        assert_eq!(put_all(&mut ring, b"abcdef", 2), 2);
+        assert_eq!(ring.len, 2);
+        let mut out = [0u8; 8];
+        assert_eq!(take_all(&mut ring, &mut out, 1), 1);
+        assert_eq!(out[0], b'a');
+        assert_eq!(ring.len, 1);
+        Ok(())
+    }
+
+    #[test]
+    fn a_short_source_stops_the_put() -> Result {
+        let mut ring = ring(6)?;
+        let mut out = [0u8; 6];
+        assert_eq!(put_all(&mut ring, b"abcd", 4), 4);
+        assert_eq!(take_all(&mut ring, &mut out, 4), 4);
+        // Start is at 4; the source has only 3 bytes though 6 are free, across the wrap.
+        assert_eq!(put_all(&mut ring, b"xyz", 6), 3);
+        assert_eq!(ring.len, 3);
+        assert_eq!(take_all(&mut ring, &mut out, 6), 3);
+        assert_eq!(&out[..3], b"xyz");
+        Ok(())
+    }
+
+    #[test]
+    fn a_short_sink_keeps_the_rest() -> Result {
+        let mut ring = ring(4)?;
+        assert_eq!(put_all(&mut ring, b"abcd", 4), 4);
+        let mut out = [0u8; 3];
+        assert_eq!(take_all(&mut ring, &mut out, 4), 3);
+        assert_eq!(&out, b"abc");
+        assert_eq!(ring.len, 1);
+        let mut rest = [0u8; 1];
+        assert_eq!(take_all(&mut ring, &mut rest, 4), 1);
+        assert_eq!(&rest, b"d");
+        Ok(())
     }
 }
