@@ -172,7 +172,7 @@ impl<T: SharedMiscOps> MiscDevice for Ops<T> {
 
     fn open(file: &File, misc: &MiscDeviceRegistration<Self>) -> Result<T::Ptr> {
         let misc = core::ptr::from_ref(misc).cast_mut();
-        // SAFETY: by the invariants of `SharedMisc`, `misc` is the `registration` field of a
+        // SAFETY: By the invariants of `SharedMisc`, `misc` is the `registration` field of a
         // `SharedMisc<T>`, which outlives this call: the misc core holds `misc_mtx` during
         // `open`, and deregistration takes it too.
         let device = unsafe { &*container_of!(misc, SharedMisc<T>, registration) };

@@ -116,7 +116,7 @@ impl<T: Send + Sync> ProcFile<T> {
     /// (the function does not say why it failed: no memory, or the name is already taken).
     fn from_created(entry: *mut ProcDirEntry, data: Arc<T>) -> Result<Self> {
         let entry = NonNull::new(entry).ok_or(ENOMEM)?;
-        // INVARIANT: the caller created `entry` with `data` as its private data.
+        // INVARIANT: The caller created `entry` with `data` as its private data.
         Ok(Self { entry, _data: data })
     }
 
@@ -147,7 +147,7 @@ impl<T: ShowAll> ProcFile<T> {
 impl<T: ShowRecords> ProcFile<T> {
     /// Creates `/proc/<name>`, whose content is the records of `data`, in order.
     pub(crate) fn records(name: &CStr, data: Arc<T>) -> Result<Self> {
-        // SAFETY: as in `single`; `SeqOps::<T>` expects `T` as the data.
+        // SAFETY: As in `single`; `SeqOps::<T>` expects `T` as the data.
         let entry = unsafe {
             proc_create_seq_private(
                 name.as_char_ptr(),
@@ -164,7 +164,7 @@ impl<T: ShowRecords> ProcFile<T> {
 
 impl<T> Drop for ProcFile<T> {
     fn drop(&mut self) {
-        // SAFETY: by the type invariants `entry` is live. `proc_remove` waits for callbacks in
+        // SAFETY: By the type invariants `entry` is live. `proc_remove` waits for callbacks in
         // progress and releases files still open, so nothing uses `data` afterwards, and it is
         // released after this function.
         unsafe { proc_remove(self.entry.as_ptr()) };
@@ -181,7 +181,7 @@ unsafe extern "C" fn show_all<T: ShowAll>(m: *mut bindings::seq_file, _v: *mut c
     // SAFETY: `single_open` stored the entry's data in `private`; the entry's `ProcFile` keeps
     // it alive while a callback runs (see its invariants).
     let data = unsafe { &*(*m).private.cast::<T>() };
-    // SAFETY: by the function's safety requirement only this thread uses `m` meanwhile.
+    // SAFETY: By the function's safety requirement only this thread uses `m` meanwhile.
     data.show(unsafe { SeqFile::from_raw(m) });
     0
 }
@@ -223,7 +223,7 @@ impl<T: ShowRecords> SeqOps<T> {
     ///
     /// As for [`Self::data`].
     unsafe fn at(m: *mut bindings::seq_file, pos: bindings::loff_t) -> *mut c_void {
-        // SAFETY: the caller's requirement.
+        // SAFETY: The caller's requirement.
         let data = unsafe { Self::data(m) };
         match usize::try_from(pos) {
             Ok(index) if index < data.records() => ptr::from_ref(data).cast_mut().cast(),
@@ -238,7 +238,7 @@ impl<T: ShowRecords> SeqOps<T> {
         m: *mut bindings::seq_file,
         pos: *mut bindings::loff_t,
     ) -> *mut c_void {
-        // SAFETY: the function's safety requirement.
+        // SAFETY: The function's safety requirement.
         unsafe { Self::at(m, *pos) }
     }
 
@@ -252,7 +252,7 @@ impl<T: ShowRecords> SeqOps<T> {
     ) -> *mut c_void {
         // `seq_file` wants the position advanced even past the end. It cannot overflow:
         // positions stop one past the last record, and there are at most `usize::MAX`.
-        // SAFETY: the function's safety requirement.
+        // SAFETY: The function's safety requirement.
         unsafe {
             *pos = (*pos).saturating_add(1);
             Self::at(m, *pos)
@@ -267,7 +267,7 @@ impl<T: ShowRecords> SeqOps<T> {
     /// Called by `seq_file` only, with `m` opened as for [`Self::data`], and `v` returned by
     /// `start` or `next`, hence not null.
     unsafe extern "C" fn show(m: *mut bindings::seq_file, _v: *mut c_void) -> c_int {
-        // SAFETY: the function's safety requirement.
+        // SAFETY: The function's safety requirement.
         let (data, pos) = unsafe { (Self::data(m), (*m).index) };
         if let Ok(index) = usize::try_from(pos) {
             // SAFETY: `seq_file` holds `m->lock` around its callbacks: no other thread uses

@@ -8,7 +8,11 @@
 //! written and is freed when the device is opened write-only. See `scull_mutex.rs` for how the
 //! memory is laid out and locked, and `chrdev.rs` for the char-device plumbing.
 
+mod capability;
 mod chrdev;
+mod fasync;
+mod iov_buffer;
+mod kiocb;
 mod meminfo;
 mod procfs;
 mod sched;
@@ -18,9 +22,8 @@ mod scull_pipe;
 mod tty;
 mod user_memory;
 
+use capability::capable_sys_admin;
 use chrdev::{
-    capable_sys_admin,
-    new_buffer_from_iter,
     Operations,
     Region,
     Registration,
@@ -29,6 +32,7 @@ use chrdev::{
     MAX_MINOR, //
 };
 use core::marker::PhantomData;
+use iov_buffer::new_buffer_from_iter;
 use kernel::{
     ffi::c_int,
     fs::{

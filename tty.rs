@@ -42,7 +42,7 @@ unsafe extern "C" {
 
 /// The device number of the current process's controlling terminal, if it has one.
 pub(crate) fn current_tty_devnum() -> Option<u32> {
-    // SAFETY: callable from any task; returns null or a reference we must put.
+    // SAFETY: Callable from any task; returns null or a reference we must put.
     let tty = unsafe { get_current_tty() };
     if tty.is_null() {
         return None;
@@ -69,7 +69,7 @@ pub(crate) struct Session {
     pid: NonNull<bindings::pid>,
 }
 
-// SAFETY: a counted `struct pid` may be used and put from any thread.
+// SAFETY: A counted `struct pid` may be used and put from any thread.
 unsafe impl Send for Session {}
 
 // SAFETY: `&Session` only compares the pointer and calls `pid_task` under RCU, which any
@@ -82,7 +82,7 @@ impl Session {
         // SAFETY: `current` is a live task; `get_task_pid` returns a counted reference to the
         // task's session `struct pid`, or null.
         let pid = unsafe { bindings::get_task_pid(kernel::current!().as_ptr(), SESSION) };
-        // INVARIANT: the reference `get_task_pid` took is now this value's.
+        // INVARIANT: The reference `get_task_pid` took is now this value's.
         NonNull::new(pid).map(|pid| Self { pid })
     }
 
@@ -103,7 +103,7 @@ impl PartialEq for Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        // SAFETY: by the type invariants this value holds one reference, given back once.
+        // SAFETY: By the type invariants this value holds one reference, given back once.
         unsafe { bindings::put_pid(self.pid.as_ptr()) };
     }
 }
