@@ -96,6 +96,8 @@ impl<T: SharedMiscOps> SharedMisc<T> {
         name: &'static CStr,
         shared: impl PinInit<T::Shared>,
     ) -> impl PinInit<Self, Error> {
+        // INVARIANT: The registration is of `Ops<T>`, which only this function registers, and
+        // it is the `registration` field of the `SharedMisc<T>` being initialised.
         try_pin_init!(Self {
             shared <- shared,
             registration <- MiscDeviceRegistration::register(MiscDeviceOptions { name }),

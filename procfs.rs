@@ -1,18 +1,48 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Read-only `/proc` files on top of `seq_file`, in the two styles of LDD3 chapter 4: a file
-//! written whole by one function ([`ShowAll`], C's `proc_create_single_data`) and a file
-//! written one record at a time by `seq_file`'s iterator ([`ShowRecords`], C's
-//! `proc_create_seq_private`).
+//! Read-only `/proc` files on top of `seq_file`, in the two styles of LDD3 chapter 4.
 //!
-//! Linux 7.3 has no Rust abstraction for `/proc` and its bindings leave out
-//! `linux/proc_fs.h`, so the three C functions used here are declared by hand. Only function
+//! Staging for `kernel::proc_fs` (Linux 7.3 has no Rust abstraction for `/proc`). It offers
+//! [`ProcFile`], a `/proc` entry removed when dropped, in two styles:
+//!
+//! - [`ProcFile::single`]: a file written whole by one function ([`ShowAll`], C's
+//!   `proc_create_single_data`);
+//! - [`ProcFile::records`]: a file written one record at a time by `seq_file`'s iterator
+//!   ([`ShowRecords`], C's `proc_create_seq_private`).
+//!
+//! The bindings of 7.3 leave out `linux/proc_fs.h`, so the three C functions used here are
+//! declared by hand, each copied from the header line its comment cites. Only function
 //! prototypes are copied, no structure: the two constructors build C's `struct proc_ops`
 //! themselves (a structure whose layout would be fragile to copy, as its fields depend on the
 //! configuration), and they take `struct seq_operations` and `struct seq_file`, which the
 //! bindings do have.
 //!
+//! Why not a C file of helpers, compiled against the header, as `rust/helpers/` does in the
+//! kernel: Kbuild can link several objects into a module only under a name that none of them
+//! has (`scull-y := ...` cannot contain `scull.o`), and the crate root must stay `scull.rs`,
+//! the module `scull.ko`. So nothing written in C can be linked into `scull.ko`, and the
+//! prototypes cannot be checked by a compiler: a wrong one is a wrong call. They are few,
+//! short, and stable since Linux 4.18.
+//!
 //! C header: [`include/linux/proc_fs.h`](srctree/include/linux/proc_fs.h)
+//!
+//! # Examples
+//!
+//! ```ignore
+//! struct Devices(/* ... */);
+//!
+//! impl ShowRecords for Devices {
+//!     fn records(&self) -> usize {
+//!         self.count()
+//!     }
+//!     fn show_record(&self, index: usize, m: &SeqFile) {
+//!         seq_print!(m, "Device {index}: ...\n");
+//!     }
+//! }
+//!
+//! // `/proc/scullseq` exists as long as `file` does.
+//! let file = ProcFile::records(c"scullseq", Arc::new(Devices(/* ... */), GFP_KERNEL)?)?;
+//! ```
 
 use core::{
     marker::PhantomData,
@@ -43,9 +73,14 @@ struct ProcDirEntry {
 /// C's `int (*show)(struct seq_file *, void *)`.
 type ShowFn = unsafe extern "C" fn(*mut bindings::seq_file, *mut c_void) -> c_int;
 
-// Prototypes from `include/linux/proc_fs.h` (CONFIG_PROC_FS=y, which x86 cannot turn off
-// without CONFIG_EXPERT); all three are exported to modules.
+// Prototypes from `include/linux/proc_fs.h` of Linux 7.3 (CONFIG_PROC_FS=y, which x86 cannot
+// turn off without CONFIG_EXPERT); all three are exported to modules. Each copies the C
+// declaration its comment cites; the types are the bindings' (`umode_t`, `seq_operations`)
+// or the C ones (`c_char`, `c_uint`, `c_void`).
 unsafe extern "C" {
+    // proc_fs.h:105: `struct proc_dir_entry *proc_create_single_data(const char *name,
+    //     umode_t mode, struct proc_dir_entry *parent,
+    //     int (*show)(struct seq_file *, void *), void *data);`
     fn proc_create_single_data(
         name: *const c_char,
         mode: bindings::umode_t,
@@ -54,6 +89,9 @@ unsafe extern "C" {
         data: *mut c_void,
     ) -> *mut ProcDirEntry;
 
+    // proc_fs.h:98: `struct proc_dir_entry *proc_create_seq_private(const char *name,
+    //     umode_t mode, struct proc_dir_entry *parent, const struct seq_operations *ops,
+    //     unsigned int state_size, void *data);`
     fn proc_create_seq_private(
         name: *const c_char,
         mode: bindings::umode_t,
@@ -63,6 +101,7 @@ unsafe extern "C" {
         data: *mut c_void,
     ) -> *mut ProcDirEntry;
 
+    // proc_fs.h:130: `extern void proc_remove(struct proc_dir_entry *);`
     fn proc_remove(entry: *mut ProcDirEntry);
 }
 

@@ -12,6 +12,15 @@
 //! - [`Session`]: a counted reference to the current task's session, comparable and able to
 //!   say whether any task is still in it.
 //!
+//! The three tty functions are declared by hand, each copied from the header line its comment
+//! cites, because nothing written in C can be linked into `scull.ko`: Kbuild links several
+//! objects into a module only under a name that none of them has, and the crate root must stay
+//! `scull.rs`. So a C helper compiled against the header, as `rust/helpers/` does in the
+//! kernel, is not an option, and no compiler checks the prototypes.
+//!
+//! C headers: [`include/linux/tty.h`](srctree/include/linux/tty.h),
+//! [`include/linux/pid.h`](srctree/include/linux/pid.h)
+//!
 //! # Examples
 //!
 //! ```ignore
@@ -32,11 +41,16 @@ struct TtyStruct {
     _opaque: [u8; 0],
 }
 
-// Prototypes from `include/linux/tty.h`, which 7.3's bindings leave out; all three are
-// exported to modules. `get_current_tty` returns a counted reference.
+// Prototypes from `include/linux/tty.h` of Linux 7.3, which its bindings leave out; all three
+// are exported to modules when CONFIG_TTY=y (without it the header has inline stubs instead,
+// and the module fails to load for want of the symbols). Each copies the C declaration its
+// comment cites.
 unsafe extern "C" {
+    // tty.h:346: `struct tty_struct *get_current_tty(void);` (returns a counted reference)
     fn get_current_tty() -> *mut TtyStruct;
+    // tty.h:344: `dev_t tty_devnum(struct tty_struct *tty);`
     fn tty_devnum(tty: *mut TtyStruct) -> bindings::dev_t;
+    // tty.h:340: `void tty_kref_put(struct tty_struct *tty);`
     fn tty_kref_put(tty: *mut TtyStruct);
 }
 
