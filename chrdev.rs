@@ -242,8 +242,8 @@ pub(crate) trait Operations: Sized {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 
-    /// Adds the file to (`on`) or removes it from the device's `FasyncQueue` (see `fasync.rs`): `fcntl(2)`'s
-    /// `FASYNC` flag. The kernel also calls it with `on == false` before the file's last
+    /// Adds the file to (`on`) or removes it from the device's `FasyncQueue` (see
+    /// `fasync.rs`): `fcntl(2)`'s `FASYNC` flag. The kernel also calls it with `on == false` before the file's last
     /// `release` if the flag is still set, so a file never stays on a queue.
     fn fasync(
         _this: <Self::Ptr as ForeignOwnable>::Borrowed<'_>,

@@ -4,9 +4,9 @@
 //!
 //! Staging for a `kernel::ratelimit` module (next to `kernel::print`): C's
 //! `printk_ratelimited()` family and `struct ratelimit_state` have no Rust API, and
-//! initialising a `ratelimit_state` needs an inline C function that the bindings cannot call. [`RateLimit`] gives the same policy as C's defaults:
-//! at most [`BURST`] lines per [`INTERVAL_MS`] window, and a count of what was suppressed once
-//! the next window opens.
+//! initialising a `ratelimit_state` needs an inline C function that the bindings cannot call.
+//! [`RateLimit`] gives the same policy as C's defaults: at most [`BURST`] lines per
+//! [`INTERVAL_MS`] window, and a count of what was suppressed once the next window opens.
 //!
 //! # Examples
 //!
