@@ -243,8 +243,9 @@ pub(crate) trait Operations: Sized {
     }
 
     /// Adds the file to (`on`) or removes it from the device's `FasyncQueue` (see
-    /// `fasync.rs`): `fcntl(2)`'s `FASYNC` flag. The kernel also calls it with `on == false` before the file's last
-    /// `release` if the flag is still set, so a file never stays on a queue.
+    /// `fasync.rs`): `fcntl(2)`'s `FASYNC` flag. The kernel also calls it with `on == false`
+    /// before the file's last `release` if the flag is still set, so a file never stays on a
+    /// queue.
     fn fasync(
         _this: <Self::Ptr as ForeignOwnable>::Borrowed<'_>,
         _file: &File,
