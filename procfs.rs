@@ -64,11 +64,9 @@ use kernel::{
     sync::Arc, //
 };
 
-/// C's `struct proc_dir_entry`, only ever handled through pointers.
-#[repr(C)]
-struct ProcDirEntry {
-    _opaque: [u8; 0],
-}
+/// C's `struct proc_dir_entry`, only ever handled through pointers. The bindings declare it
+/// (an opaque type, as `acpi_root_dir` points to one) though not the functions that use it.
+type ProcDirEntry = bindings::proc_dir_entry;
 
 /// C's `int (*show)(struct seq_file *, void *)`.
 type ShowFn = unsafe extern "C" fn(*mut bindings::seq_file, *mut c_void) -> c_int;

@@ -35,11 +35,9 @@ use kernel::{
     sync::rcu, //
 };
 
-/// C's `struct tty_struct`, only ever handled through pointers.
-#[repr(C)]
-struct TtyStruct {
-    _opaque: [u8; 0],
-}
+/// C's `struct tty_struct`, only ever handled through pointers. The bindings declare it (as
+/// an opaque type) though not the functions that use it.
+type TtyStruct = bindings::tty_struct;
 
 // Prototypes from `include/linux/tty.h` of Linux 7.3, which its bindings leave out; all three
 // are exported to modules when CONFIG_TTY=y (without it the header has inline stubs instead,
