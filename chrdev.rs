@@ -2,32 +2,48 @@
 
 //! Classic character devices: a range of device numbers served by one `struct cdev`.
 //!
-//! C headers: [`include/linux/cdev.h`](srctree/include/linux/cdev.h),
-//! [`include/linux/fs.h`](srctree/include/linux/fs.h).
-//!
-//! Linux 7.3 has Rust abstractions for misc devices only, while scull needs what LDD3 teaches:
-//! its own major, several minors and `llseek`. This module is the only place in the driver that
-//! touches the C char-device API; it offers a safe interface on top of it:
+//! Staging for `kernel::chrdev` (next to `kernel::miscdevice`): Linux 7.3 has Rust
+//! abstractions for misc devices only, while scull needs what LDD3 teaches: its own major,
+//! several minors and `llseek`. This module is the only place in the driver that touches the
+//! C char-device API; it offers a safe interface on top of it:
 //!
 //! - [`Region`] owns a range of device numbers (`alloc_chrdev_region` or
 //!   `register_chrdev_region`), shown under its name in `/proc/devices`.
 //! - [`Registration`] serves some of those numbers with the file operations of an
 //!   [`Operations`] implementation, one shared [`Operations::Device`] per minor.
-//! - [`new_buffer_from_iter`] fills fresh driver memory from a `write` without zeroing it
-//!   first, as C drivers do with `kmalloc` and `copy_from_user`.
+//! - [`Operations`] and [`Whence`]: the file operations a driver implements, as
+//!   `kernel::miscdevice::MiscDevice` does for misc devices.
+//!
+//! C headers: [`include/linux/cdev.h`](srctree/include/linux/cdev.h),
+//! [`include/linux/fs.h`](srctree/include/linux/fs.h).
+//!
+//! # Examples
+//!
+//! ```ignore
+//! struct Scull;
+//!
+//! #[vtable]
+//! impl Operations for Scull {
+//!     type Device = ScullDev;
+//!     type Ptr = Arc<ScullDev>;
+//!     fn open(device: &Arc<ScullDev>, _file: &File) -> Result<Arc<ScullDev>> {
+//!         Ok(device.clone())
+//!     }
+//!     // read_iter, write_iter, llseek...
+//! }
+//!
+//! let region = Region::new(c"scull", 0, 0, 4)?;           // a free major, minors 0..4
+//! let devices = /* KVec of four Arc<ScullDev> */;
+//! let registration = KBox::pin_init(Registration::<Scull>::new(&region, 0, devices), GFP_KERNEL)?;
+//! // Keep `registration`, then `region`, in the module; drop them in that order at exit.
+//! ```
 
 use core::{
     marker::PhantomData,
-    mem::MaybeUninit,
     ptr, //
 };
 
 use kernel::{
-    alloc::{
-        Allocator,
-        Flags,
-        Vec, //
-    },
     bindings,
     container_of,
     error::{
@@ -42,8 +58,7 @@ use kernel::{
     },
     fs::{
         File,
-        Kiocb,
-        LocalFile, //
+        Kiocb, //
     },
     iov::{
         IovIterDest,
@@ -111,7 +126,7 @@ impl Region {
             })?;
             base
         };
-        // INVARIANT: the range was registered just above.
+        // INVARIANT: The range was registered just above.
         Ok(Self { base, count })
     }
 
@@ -136,7 +151,7 @@ impl Region {
 
 impl Drop for Region {
     fn drop(&mut self) {
-        // SAFETY: by the type invariants the range is registered, and this is the only place
+        // SAFETY: By the type invariants the range is registered, and this is the only place
         // that unregisters it.
         unsafe { bindings::unregister_chrdev_region(self.base, self.count) };
     }
@@ -227,9 +242,10 @@ pub(crate) trait Operations: Sized {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 
-    /// Adds the file to (`on`) or removes it from the device's [`FasyncQueue`]: `fcntl(2)`'s
-    /// `FASYNC` flag. The kernel also calls it with `on == false` before the file's last
-    /// `release` if the flag is still set, so a file never stays on a queue.
+    /// Adds the file to (`on`) or removes it from the device's `FasyncQueue` (see
+    /// `fasync.rs`): `fcntl(2)`'s `FASYNC` flag. The kernel also calls it with `on == false`
+    /// before the file's last `release` if the flag is still set, so a file never stays on a
+    /// queue.
     fn fasync(
         _this: <Self::Ptr as ForeignOwnable>::Borrowed<'_>,
         _file: &File,
@@ -276,7 +292,7 @@ pub(crate) struct Registration<T: Operations> {
     _ops: PhantomData<T>,
 }
 
-// SAFETY: the C objects are only used through the char-device API, which may be called from any
+// SAFETY: The C objects are only used through the char-device API, which may be called from any
 // thread, and `devices` holds `Send + Sync` values.
 unsafe impl<T: Operations> Send for Registration<T> {}
 
@@ -289,17 +305,31 @@ unsafe impl<T: Operations> Sync for Registration<T> {}
 ///
 /// `kobj` must be the `parent` field of a live [`RawParts`] whose `released` is initialised.
 unsafe extern "C" fn parent_release(kobj: *mut bindings::kobject) {
-    // SAFETY: by the function's safety requirement `kobj` is the `parent` of a `RawParts`.
+    // SAFETY: By the function's safety requirement `kobj` is the `parent` of a `RawParts`.
     let parts = unsafe { container_of!(kobj, RawParts, parent) };
     // SAFETY: `released` is initialised; the registration waits for it before freeing `parts`.
     unsafe { bindings::complete_all(&raw mut (*parts).released) };
 }
 
-/// The kobject type of [`RawParts::parent`].
-const PARENT_KTYPE: bindings::kobj_type = bindings::kobj_type {
+/// A C structure that C only reads, shared by every thread: a `static` vtable.
+///
+/// Bindgen's structures hold raw pointers, so they are not [`Sync`] and cannot be `static`
+/// themselves; C keeps the address of a vtable such as a `kobj_type`, so it must be a
+/// `static` (one address for the program's life), not a `const` (a value that every use
+/// copies anew).
+#[repr(transparent)]
+struct StaticVtable<T>(T);
+
+// SAFETY: A `StaticVtable` is never written after its initialisation (it has no interior
+// mutability and C takes it as a `const` pointer), and the pointers in it are to functions and
+// to other read-only data, so sharing it between threads is sharing immutable data.
+unsafe impl<T> Sync for StaticVtable<T> {}
+
+/// The kobject type of [`RawParts::parent`]: `kobject_init` keeps its address.
+static PARENT_KTYPE: StaticVtable<bindings::kobj_type> = StaticVtable(bindings::kobj_type {
     release: Some(parent_release),
     ..pin_init::zeroed()
-};
+});
 
 impl<T: Operations> Registration<T> {
     /// Serves minors `first..first + devices.len()` of `region` with `T`'s operations.
@@ -327,7 +357,7 @@ impl<T: Operations> Registration<T> {
                     let parent = &raw mut (*parts).parent;
                     let cdev = &raw mut (*parts).cdev;
                     bindings::init_completion(&raw mut (*parts).released);
-                    bindings::kobject_init(parent, &PARENT_KTYPE);
+                    bindings::kobject_init(parent, &PARENT_KTYPE.0);
                     bindings::cdev_init(cdev, Vtable::<T>::build());
                     (*cdev).owner = this_module::<T::OwnerModule>().as_ptr();
                     bindings::cdev_set_parent(cdev, parent);
@@ -336,6 +366,9 @@ impl<T: Operations> Registration<T> {
                 // SAFETY: `cdev` is initialised. From here on `open` may run; it finds this
                 // registration through `container_of`, which the pinning keeps valid.
                 let ret = to_result(unsafe { bindings::cdev_add(cdev, base, count) });
+                // INVARIANT: On success the cdev is initialised with `T`'s operations and
+                // `parent` as its parent, added for `count == devices.len()` numbers, and
+                // `parent`'s initial reference is the registration's.
                 if ret.is_err() {
                     // SAFETY: `cdev_add` failed without taking a reference to `parent`. Putting
                     // the cdev's only reference releases it, which puts `parent`'s only
@@ -359,23 +392,55 @@ impl<T: Operations> Registration<T> {
     /// `inode` must be an inode of one of this registration's device numbers, being opened, so
     /// that the caller holds a reference to the cdev.
     unsafe fn from_inode<'a>(inode: *mut bindings::inode) -> &'a Self {
+        // SAFETY: The caller's requirement: `inode` is being opened.
+        let cdev = unsafe { inode_cdev(inode) };
         // SAFETY: `chrdev_open` set `i_cdev` to our cdev before calling `open`. That cdev is
         // the `cdev` field of a `RawParts` in the `Opaque` of a `Registration<T>`: only `T`'s
         // operations call this. The caller's reference to the cdev keeps the registration
         // alive (see the type invariants).
         unsafe {
-            let cdev = (*inode).__bindgen_anon_5.i_cdev;
             let parts = Opaque::cast_from(container_of!(cdev, RawParts, cdev)).cast_mut();
             &*container_of!(parts, Self, parts)
         }
     }
 }
 
+/// The cdev that `chrdev_open` found for `inode` (C's `inode->i_cdev`).
+///
+/// `i_cdev` sits in an anonymous union of `struct inode`, which bindgen names
+/// `__bindgen_anon_N` by position: this is the one place that names it. A renumbering cannot
+/// make the read wrong, only the build fail: the field must be called `i_cdev` and be a
+/// `*mut cdev`, and C field names are unique across a structure and its anonymous unions.
+///
+/// The alternatives are worse:
+///
+/// - Finding the registration from `file->f_op`, with a `file_operations` embedded in each
+///   registration, is unsound: `__fput` drops the file's cdev reference (`cdev_put`) *before*
+///   `fops_put(file->f_op)` reads `f_op->owner` (`fs/file_table.c`), so a registration dropped
+///   while a file closes would be freed under that read. Only a module's exit, which waits for
+///   the module reference `fops_put` gives back, excludes it, and nothing makes a registration
+///   be dropped there.
+/// - Looking the registration up by `inode->i_rdev` needs a global, locked map of device
+///   numbers to registrations: a copy of the kernel's own `cdev_map`.
+/// - A C helper returning `inode->i_cdev`, as `rust/helpers/` would hold upstream, cannot be
+///   linked into `scull.ko`: Kbuild builds a module from several objects only under a name
+///   that none of them has, and the crate root must stay `scull.rs`.
+///
+/// # Safety
+///
+/// `inode` must be a char-device inode being opened through `chrdev_open` (which sets
+/// `i_cdev` and holds a reference to the cdev until the file's release).
+unsafe fn inode_cdev(inode: *mut bindings::inode) -> *mut bindings::cdev {
+    // SAFETY: The caller's requirement: `inode` is valid, and for a char-device inode the
+    // union holds `i_cdev`, which `chrdev_open` set.
+    unsafe { (*inode).__bindgen_anon_5.i_cdev }
+}
+
 #[pinned_drop]
 impl<T: Operations> PinnedDrop for Registration<T> {
     fn drop(self: Pin<&mut Self>) {
         let parts = self.parts.get();
-        // SAFETY: by the type invariants the cdev was added and the parent holds our reference.
+        // SAFETY: By the type invariants the cdev was added and the parent holds our reference.
         // `cdev_del` stops new opens; the parent is released once the cdev's last user (an open
         // file or an open in progress) drops its reference, and only then is `released`
         // completed, after which nothing refers to `parts` any more.
@@ -396,7 +461,7 @@ impl<T: Operations> Vtable<T> {
     /// `inode` and `file` must be being opened through `chrdev_open` on a device number of a
     /// [`Registration<T>`].
     unsafe extern "C" fn open(inode: *mut bindings::inode, file: *mut bindings::file) -> c_int {
-        // SAFETY: the caller opens one of the registration's device numbers.
+        // SAFETY: The caller opens one of the registration's device numbers.
         let registration = unsafe { Registration::<T>::from_inode(inode) };
         // SAFETY: `inode` is valid during open and `parts` is initialised.
         let (rdev, base) = unsafe { ((*inode).i_rdev, (*registration.parts.get()).cdev.dev) };
@@ -452,9 +517,9 @@ impl<T: Operations> Vtable<T> {
         kiocb: *mut bindings::kiocb,
         iter: *mut bindings::iov_iter,
     ) -> isize {
-        // SAFETY: the file's private data is a `T::Ptr`, as `Kiocb` requires.
+        // SAFETY: The file's private data is a `T::Ptr`, as `Kiocb` requires.
         let kiocb = unsafe { Kiocb::from_raw(kiocb) };
-        // SAFETY: the caller passes a valid destination iterator.
+        // SAFETY: The caller passes a valid destination iterator.
         let iov = unsafe { IovIterDest::from_raw(iter) };
         match T::read_iter(kiocb, iov) {
             Ok(count) => count as isize,
@@ -470,9 +535,9 @@ impl<T: Operations> Vtable<T> {
         kiocb: *mut bindings::kiocb,
         iter: *mut bindings::iov_iter,
     ) -> isize {
-        // SAFETY: the file's private data is a `T::Ptr`, as `Kiocb` requires.
+        // SAFETY: The file's private data is a `T::Ptr`, as `Kiocb` requires.
         let kiocb = unsafe { Kiocb::from_raw(kiocb) };
-        // SAFETY: the caller passes a valid source iterator.
+        // SAFETY: The caller passes a valid source iterator.
         let iov = unsafe { IovIterSource::from_raw(iter) };
         match T::write_iter(kiocb, iov) {
             Ok(count) => count as isize,
@@ -488,7 +553,7 @@ impl<T: Operations> Vtable<T> {
             Ok(whence) => whence,
             Err(err) => return err.to_errno().into(),
         };
-        // SAFETY: the private data is a `T::Ptr` until `release`, and the system call holds a
+        // SAFETY: The private data is a `T::Ptr` until `release`, and the system call holds a
         // reference to the file.
         let this = unsafe { T::Ptr::borrow((*file).private_data) };
         // Char devices get no `f_pos_lock`, so, as in C drivers, a position update here may
@@ -499,7 +564,7 @@ impl<T: Operations> Vtable<T> {
         let pos = unsafe { ptr::read_volatile(&raw const (*file).f_pos) };
         match T::llseek(this, pos, offset, whence) {
             Ok(pos) => {
-                // SAFETY: as above.
+                // SAFETY: As above.
                 unsafe { ptr::write_volatile(&raw mut (*file).f_pos, pos) };
                 pos
             }
@@ -511,7 +576,7 @@ impl<T: Operations> Vtable<T> {
     ///
     /// `file` must be a file opened by [`Self::open`].
     unsafe extern "C" fn ioctl(file: *mut bindings::file, cmd: c_uint, arg: c_ulong) -> c_long {
-        // SAFETY: the private data is a `T::Ptr` until `release`.
+        // SAFETY: The private data is a `T::Ptr` until `release`.
         let this = unsafe { T::Ptr::borrow((*file).private_data) };
         // SAFETY: `file` is valid during the call and no `fdget_pos` region is active on it.
         let file_ref = unsafe { File::from_raw_file(file) };
@@ -528,11 +593,11 @@ impl<T: Operations> Vtable<T> {
         file: *mut bindings::file,
         table: *mut bindings::poll_table,
     ) -> bindings::__poll_t {
-        // SAFETY: the private data is a `T::Ptr` until `release`.
+        // SAFETY: The private data is a `T::Ptr` until `release`.
         let this = unsafe { T::Ptr::borrow((*file).private_data) };
         // SAFETY: `file` is valid during the call and no `fdget_pos` region is active on it.
         let file_ref = unsafe { File::from_raw_file(file) };
-        // SAFETY: the caller passes a null or valid table, valid for the call.
+        // SAFETY: The caller passes a null or valid table, valid for the call.
         let table = unsafe { PollTable::from_raw(table) };
         T::poll(this, file_ref, &table).unwrap_or(bindings::POLLERR)
     }
@@ -541,7 +606,7 @@ impl<T: Operations> Vtable<T> {
     ///
     /// `file` must be a file opened by [`Self::open`], not yet released.
     unsafe extern "C" fn fasync(fd: c_int, file: *mut bindings::file, on: c_int) -> c_int {
-        // SAFETY: the private data is a `T::Ptr` until `release`, which comes after the
+        // SAFETY: The private data is a `T::Ptr` until `release`, which comes after the
         // kernel's last call here.
         let this = unsafe { T::Ptr::borrow((*file).private_data) };
         // SAFETY: `file` is valid during the call and no `fdget_pos` region is active on it.
@@ -594,125 +659,4 @@ impl<T: Operations> Vtable<T> {
     const fn build() -> &'static bindings::file_operations {
         &Self::VTABLE
     }
-}
-
-/// The file an I/O request is on, for its flags (`O_NONBLOCK`).
-///
-/// A [`LocalFile`], not a [`File`]: `read(2)` and `write(2)` reach a char device inside an
-/// `fdget_pos` region that takes no lock (char devices have no `FMODE_ATOMIC_POS`).
-pub(crate) fn kiocb_file<'a, T: ForeignOwnable>(kiocb: &Kiocb<'a, T>) -> &'a LocalFile {
-    // SAFETY: a `Kiocb<'a, _>` is a request in progress for `'a`, whose file is valid and
-    // referenced meanwhile; an unlocked `fdget_pos` region on it can only be the system call
-    // this thread is making.
-    unsafe { LocalFile::from_raw_file((*kiocb.as_raw()).ki_filp) }
-}
-
-/// Whether the current task has capability `cap` (C's `capable`).
-fn capable(cap: u32) -> bool {
-    // SAFETY: `capable` may be called from any task context with any capability number.
-    unsafe { bindings::capable(cap as c_int) }
-}
-
-/// Whether the current task may administer the system (`capable(CAP_SYS_ADMIN)`), which
-/// LDD3's scull requires for changing its settings.
-pub(crate) fn capable_sys_admin() -> bool {
-    capable(bindings::CAP_SYS_ADMIN)
-}
-
-/// Whether the current task may bypass file permission checks
-/// (`capable(CAP_DAC_OVERRIDE)`), which lets it into LDD3's `sculluid` whoever holds it.
-pub(crate) fn capable_dac_override() -> bool {
-    capable(bindings::CAP_DAC_OVERRIDE)
-}
-
-/// The files that asked for `SIGIO` on a device (C's `struct fasync_struct *` list head).
-///
-/// # Invariants
-///
-/// `head` is null or the head of a list that only `fasync_helper` and `kill_fasync` touch.
-pub(crate) struct FasyncQueue {
-    head: Opaque<*mut bindings::fasync_struct>,
-}
-
-// SAFETY: `fasync_helper` serialises changes to the list with its own locks, and
-// `kill_fasync` reads it under RCU: both may be called from any thread.
-unsafe impl Send for FasyncQueue {}
-
-// SAFETY: as for `Send`.
-unsafe impl Sync for FasyncQueue {}
-
-impl FasyncQueue {
-    /// An empty queue.
-    pub(crate) fn new() -> Self {
-        // INVARIANT: an empty list.
-        Self {
-            head: Opaque::new(ptr::null_mut()),
-        }
-    }
-
-    /// Adds `file` (whose descriptor is `fd`) to the queue, or removes it: what
-    /// [`Operations::fasync`] is asked.
-    pub(crate) fn update(&self, file: &File, fd: i32, on: bool) -> Result {
-        // SAFETY: `file` is a live file, and `head` is a list head as the invariants say.
-        let ret =
-            unsafe { bindings::fasync_helper(fd, file.as_ptr(), c_int::from(on), self.head.get()) };
-        to_result(ret)
-    }
-
-    /// Sends `SIGIO` (band `POLL_IN`: new data to read) to the owner of every file on the queue.
-    pub(crate) fn signal_input(&self) {
-        // SAFETY: `head` is a list head as the invariants say.
-        unsafe {
-            bindings::kill_fasync(
-                self.head.get(),
-                bindings::SIGIO as c_int,
-                bindings::POLL_IN as c_int,
-            )
-        };
-    }
-}
-
-impl Drop for FasyncQueue {
-    fn drop(&mut self) {
-        // Every file leaves the queue before its release (see `Operations::fasync`), and the
-        // device outlives its open files, so nothing is left to free here.
-        // SAFETY: `&mut self`: nobody else reads the head now.
-        let empty = unsafe { (*self.head.get()).is_null() };
-        if !empty {
-            pr_err!("fasync queue dropped with files still on it\n");
-        }
-    }
-}
-
-/// A new buffer of `size` bytes holding `len` bytes copied from `iov` at offset `at`, and
-/// zeros everywhere else.
-///
-/// The bytes the copy fills are never zeroed first: for a driver that allocates its memory as
-/// it is written, zeroing it and then overwriting it would be a second pass over every byte.
-/// Returns the buffer and how many bytes were copied, fewer than `len` when user memory
-/// faulted; the bytes left uncopied are zero too. `EINVAL` when `at + len` exceeds `size`.
-pub(crate) fn new_buffer_from_iter<A: Allocator>(
-    iov: &mut IovIterSource<'_>,
-    size: usize,
-    at: usize,
-    len: usize,
-    flags: Flags,
-) -> Result<(Vec<u8, A>, usize)> {
-    let end = at
-        .checked_add(len)
-        .filter(|&end| end <= size)
-        .ok_or(EINVAL)?;
-    let mut buffer = Vec::<u8, A>::with_capacity(size, flags)?;
-    let memory = buffer.spare_capacity_mut().get_mut(..size).ok_or(ENOMEM)?;
-    let (head, rest) = memory.split_at_mut(at);
-    let (middle, tail) = rest.split_at_mut(end - at);
-    let copied = iov.copy_from_iter_raw(middle).len();
-    let zero = MaybeUninit::new(0);
-    head.fill(zero);
-    middle[copied..].fill(zero);
-    tail.fill(zero);
-    // SAFETY: the buffer is empty and its first `size` bytes of capacity were all initialised
-    // above: `head`, `middle` (the copy, then zeros) and `tail` cover them.
-    unsafe { buffer.inc_len(size) };
-    Ok((buffer, copied))
 }

@@ -22,7 +22,7 @@ pub(crate) fn total_ram() -> u64 {
     // SAFETY: `si_meminfo` fills the `struct sysinfo` it is given, which is valid for
     // writes; it needs no lock and can be called from any context that may sleep or not.
     unsafe { bindings::si_meminfo(info.as_mut_ptr()) };
-    // SAFETY: zeroed memory is a valid `struct sysinfo` (plain integers), now filled in.
+    // SAFETY: Zeroed memory is a valid `struct sysinfo` (plain integers), now filled in.
     let info = unsafe { info.assume_init() };
     let pages = u64::try_from(info.totalram).unwrap_or(u64::MAX);
     pages.saturating_mul(u64::from(info.mem_unit))

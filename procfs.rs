@@ -1,18 +1,48 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Read-only `/proc` files on top of `seq_file`, in the two styles of LDD3 chapter 4: a file
-//! written whole by one function ([`ShowAll`], C's `proc_create_single_data`) and a file
-//! written one record at a time by `seq_file`'s iterator ([`ShowRecords`], C's
-//! `proc_create_seq_private`).
+//! Read-only `/proc` files on top of `seq_file`, in the two styles of LDD3 chapter 4.
 //!
-//! Linux 7.3 has no Rust abstraction for `/proc` and its bindings leave out
-//! `linux/proc_fs.h`, so the three C functions used here are declared by hand. Only function
+//! Staging for `kernel::proc_fs` (Linux 7.3 has no Rust abstraction for `/proc`). It offers
+//! [`ProcFile`], a `/proc` entry removed when dropped, in two styles:
+//!
+//! - [`ProcFile::single`]: a file written whole by one function ([`ShowAll`], C's
+//!   `proc_create_single_data`);
+//! - [`ProcFile::records`]: a file written one record at a time by `seq_file`'s iterator
+//!   ([`ShowRecords`], C's `proc_create_seq_private`).
+//!
+//! The bindings of 7.3 leave out `linux/proc_fs.h`, so the three C functions used here are
+//! declared by hand, each copied from the header line its comment cites. Only function
 //! prototypes are copied, no structure: the two constructors build C's `struct proc_ops`
 //! themselves (a structure whose layout would be fragile to copy, as its fields depend on the
 //! configuration), and they take `struct seq_operations` and `struct seq_file`, which the
 //! bindings do have.
 //!
+//! Why not a C file of helpers, compiled against the header, as `rust/helpers/` does in the
+//! kernel: Kbuild can link several objects into a module only under a name that none of them
+//! has (`scull-y := ...` cannot contain `scull.o`), and the crate root must stay `scull.rs`,
+//! the module `scull.ko`. So nothing written in C can be linked into `scull.ko`, and the
+//! prototypes cannot be checked by a compiler: a wrong one is a wrong call. They are few,
+//! short, and stable since Linux 4.18.
+//!
 //! C header: [`include/linux/proc_fs.h`](srctree/include/linux/proc_fs.h)
+//!
+//! # Examples
+//!
+//! ```ignore
+//! struct Devices(/* ... */);
+//!
+//! impl ShowRecords for Devices {
+//!     fn records(&self) -> usize {
+//!         self.count()
+//!     }
+//!     fn show_record(&self, index: usize, m: &SeqFile) {
+//!         seq_print!(m, "Device {index}: ...\n");
+//!     }
+//! }
+//!
+//! // `/proc/scullseq` exists as long as `file` does.
+//! let file = ProcFile::records(c"scullseq", Arc::new(Devices(/* ... */), GFP_KERNEL)?)?;
+//! ```
 
 use core::{
     marker::PhantomData,
@@ -34,18 +64,21 @@ use kernel::{
     sync::Arc, //
 };
 
-/// C's `struct proc_dir_entry`, only ever handled through pointers.
-#[repr(C)]
-struct ProcDirEntry {
-    _opaque: [u8; 0],
-}
+/// C's `struct proc_dir_entry`, only ever handled through pointers. The bindings declare it
+/// (an opaque type, as `acpi_root_dir` points to one) though not the functions that use it.
+type ProcDirEntry = bindings::proc_dir_entry;
 
 /// C's `int (*show)(struct seq_file *, void *)`.
 type ShowFn = unsafe extern "C" fn(*mut bindings::seq_file, *mut c_void) -> c_int;
 
-// Prototypes from `include/linux/proc_fs.h` (CONFIG_PROC_FS=y, which x86 cannot turn off
-// without CONFIG_EXPERT); all three are exported to modules.
+// Prototypes from `include/linux/proc_fs.h` of Linux 7.3 (CONFIG_PROC_FS=y, which x86 cannot
+// turn off without CONFIG_EXPERT); all three are exported to modules. Each copies the C
+// declaration its comment cites; the types are the bindings' (`umode_t`, `seq_operations`)
+// or the C ones (`c_char`, `c_uint`, `c_void`).
 unsafe extern "C" {
+    // proc_fs.h:105: `struct proc_dir_entry *proc_create_single_data(const char *name,
+    //     umode_t mode, struct proc_dir_entry *parent,
+    //     int (*show)(struct seq_file *, void *), void *data);`
     fn proc_create_single_data(
         name: *const c_char,
         mode: bindings::umode_t,
@@ -54,6 +87,9 @@ unsafe extern "C" {
         data: *mut c_void,
     ) -> *mut ProcDirEntry;
 
+    // proc_fs.h:98: `struct proc_dir_entry *proc_create_seq_private(const char *name,
+    //     umode_t mode, struct proc_dir_entry *parent, const struct seq_operations *ops,
+    //     unsigned int state_size, void *data);`
     fn proc_create_seq_private(
         name: *const c_char,
         mode: bindings::umode_t,
@@ -63,6 +99,7 @@ unsafe extern "C" {
         data: *mut c_void,
     ) -> *mut ProcDirEntry;
 
+    // proc_fs.h:130: `extern void proc_remove(struct proc_dir_entry *);`
     fn proc_remove(entry: *mut ProcDirEntry);
 }
 
@@ -116,7 +153,7 @@ impl<T: Send + Sync> ProcFile<T> {
     /// (the function does not say why it failed: no memory, or the name is already taken).
     fn from_created(entry: *mut ProcDirEntry, data: Arc<T>) -> Result<Self> {
         let entry = NonNull::new(entry).ok_or(ENOMEM)?;
-        // INVARIANT: the caller created `entry` with `data` as its private data.
+        // INVARIANT: The caller created `entry` with `data` as its private data.
         Ok(Self { entry, _data: data })
     }
 
@@ -147,7 +184,7 @@ impl<T: ShowAll> ProcFile<T> {
 impl<T: ShowRecords> ProcFile<T> {
     /// Creates `/proc/<name>`, whose content is the records of `data`, in order.
     pub(crate) fn records(name: &CStr, data: Arc<T>) -> Result<Self> {
-        // SAFETY: as in `single`; `SeqOps::<T>` expects `T` as the data.
+        // SAFETY: As in `single`; `SeqOps::<T>` expects `T` as the data.
         let entry = unsafe {
             proc_create_seq_private(
                 name.as_char_ptr(),
@@ -164,7 +201,7 @@ impl<T: ShowRecords> ProcFile<T> {
 
 impl<T> Drop for ProcFile<T> {
     fn drop(&mut self) {
-        // SAFETY: by the type invariants `entry` is live. `proc_remove` waits for callbacks in
+        // SAFETY: By the type invariants `entry` is live. `proc_remove` waits for callbacks in
         // progress and releases files still open, so nothing uses `data` afterwards, and it is
         // released after this function.
         unsafe { proc_remove(self.entry.as_ptr()) };
@@ -181,7 +218,7 @@ unsafe extern "C" fn show_all<T: ShowAll>(m: *mut bindings::seq_file, _v: *mut c
     // SAFETY: `single_open` stored the entry's data in `private`; the entry's `ProcFile` keeps
     // it alive while a callback runs (see its invariants).
     let data = unsafe { &*(*m).private.cast::<T>() };
-    // SAFETY: by the function's safety requirement only this thread uses `m` meanwhile.
+    // SAFETY: By the function's safety requirement only this thread uses `m` meanwhile.
     data.show(unsafe { SeqFile::from_raw(m) });
     0
 }
@@ -223,7 +260,7 @@ impl<T: ShowRecords> SeqOps<T> {
     ///
     /// As for [`Self::data`].
     unsafe fn at(m: *mut bindings::seq_file, pos: bindings::loff_t) -> *mut c_void {
-        // SAFETY: the caller's requirement.
+        // SAFETY: The caller's requirement.
         let data = unsafe { Self::data(m) };
         match usize::try_from(pos) {
             Ok(index) if index < data.records() => ptr::from_ref(data).cast_mut().cast(),
@@ -238,7 +275,7 @@ impl<T: ShowRecords> SeqOps<T> {
         m: *mut bindings::seq_file,
         pos: *mut bindings::loff_t,
     ) -> *mut c_void {
-        // SAFETY: the function's safety requirement.
+        // SAFETY: The function's safety requirement.
         unsafe { Self::at(m, *pos) }
     }
 
@@ -252,7 +289,7 @@ impl<T: ShowRecords> SeqOps<T> {
     ) -> *mut c_void {
         // `seq_file` wants the position advanced even past the end. It cannot overflow:
         // positions stop one past the last record, and there are at most `usize::MAX`.
-        // SAFETY: the function's safety requirement.
+        // SAFETY: The function's safety requirement.
         unsafe {
             *pos = (*pos).saturating_add(1);
             Self::at(m, *pos)
@@ -267,7 +304,7 @@ impl<T: ShowRecords> SeqOps<T> {
     /// Called by `seq_file` only, with `m` opened as for [`Self::data`], and `v` returned by
     /// `start` or `next`, hence not null.
     unsafe extern "C" fn show(m: *mut bindings::seq_file, _v: *mut c_void) -> c_int {
-        // SAFETY: the function's safety requirement.
+        // SAFETY: The function's safety requirement.
         let (data, pos) = unsafe { (Self::data(m), (*m).index) };
         if let Ok(index) = usize::try_from(pos) {
             // SAFETY: `seq_file` holds `m->lock` around its callbacks: no other thread uses

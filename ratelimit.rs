@@ -2,11 +2,11 @@
 
 //! Rate limiting for log lines that user space can trigger at will, in safe Rust.
 //!
-//! Staging for what `kernel::` lacks in 7.3: C's `printk_ratelimited()` family and `struct
-//! ratelimit_state` have no Rust API, and initialising a `ratelimit_state` needs an inline C
-//! function that the bindings cannot call. [`RateLimit`] gives the same policy as C's defaults:
-//! at most [`BURST`] lines per [`INTERVAL_MS`] window, and a count of what was suppressed once
-//! the next window opens.
+//! Staging for a `kernel::ratelimit` module (next to `kernel::print`): C's
+//! `printk_ratelimited()` family and `struct ratelimit_state` have no Rust API, and
+//! initialising a `ratelimit_state` needs an inline C function that the bindings cannot call.
+//! [`RateLimit`] gives the same policy as C's defaults: at most [`BURST`] lines per
+//! [`INTERVAL_MS`] window, and a count of what was suppressed once the next window opens.
 //!
 //! # Examples
 //!

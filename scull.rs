@@ -12,7 +12,11 @@
 //! views), `scull_mutex.rs` (a device's memory and locking), `scull_pipe.rs` (scullpipe),
 //! `scull_access.rs` (access control), and `chrdev.rs` (the char-device plumbing).
 
+mod capability;
 mod chrdev;
+mod fasync;
+mod iov_buffer;
+mod kiocb;
 mod meminfo;
 mod procfs;
 mod sched;

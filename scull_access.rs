@@ -14,7 +14,7 @@
 //! Once open, each behaves as a scull device.
 
 use crate::{
-    chrdev::capable_dac_override,
+    capability::capable_dac_override,
     scull_mutex::{
         ScullDev,
         Settings, //

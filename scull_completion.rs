@@ -9,21 +9,24 @@
 //!
 //! The `COMPLETE_IOC_WAKE_ALL` ioctl lets every sleeping reader through at once; as waking
 //! readers is what a write does, it needs a file open for writing (`EBADF` otherwise).
+//! Unlike C's `complete_all()`, it leaves the next reader to sleep: see
+//! [`wake_handoff::WakeHandoff`], which counts the wake-ups.
 //!
 //! Every read and write is logged, as in LDD3, but at most [`ratelimit::BURST`] lines per
 //! 5 seconds: user space must not be able to flood the kernel log.
 
-mod completion;
+mod misc_shared;
 mod ratelimit;
+mod task;
+mod wake_handoff;
 
-use completion::{
-    current_comm,
-    Completion,
+use misc_shared::{
     SharedMisc,
-    SharedMiscOps,
-    COMM_LEN, //
+    SharedMiscOps, //
 };
 use ratelimit::RateLimit;
+use task::current_comm;
+use wake_handoff::WakeHandoff;
 
 use kernel::{
     fmt,
@@ -38,10 +41,7 @@ use kernel::{
         IovIterSource, //
     },
     prelude::*,
-    str::{
-        BStr,
-        CString, //
-    },
+    str::CString,
     sync::{
         atomic::{
             Acquire,
@@ -84,7 +84,7 @@ impl kernel::InPlaceModule for CompleteModule {
 #[pin_data]
 struct Shared {
     #[pin]
-    completion: Completion,
+    handoff: WakeHandoff,
     /// Readers and writers are logged through this, so that they cannot flood the log.
     #[pin]
     log_limit: RateLimit,
@@ -93,7 +93,7 @@ struct Shared {
 impl Shared {
     fn new() -> impl PinInit<Self> {
         pin_init!(Self {
-            completion <- Completion::new(),
+            handoff <- WakeHandoff::new(),
             log_limit <- RateLimit::new(),
         })
     }
@@ -116,16 +116,6 @@ struct CompleteFile {
     woken: AtomicFlag,
 }
 
-/// The current task's name, for log lines.
-struct Comm([u8; COMM_LEN]);
-
-impl fmt::Display for Comm {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let len = self.0.iter().position(|&b| b == 0).unwrap_or(COMM_LEN);
-        fmt::Display::fmt(BStr::from_bytes(&self.0[..len]), f)
-    }
-}
-
 impl SharedMiscOps for CompleteFile {
     type Shared = Arc<Shared>;
     type Ptr = KBox<Self>;
@@ -146,20 +136,20 @@ impl SharedMiscOps for CompleteFile {
             return Ok(0);
         }
         let pid = current!().pid();
-        let comm = Comm(current_comm());
+        let comm = current_comm();
         // Made before sleeping: once woken, nothing may fail without handing the wakeup back.
         let message = CString::try_from_fmt(fmt!("awoken {pid} ({comm})\n"))?;
         let message = message.to_bytes();
 
         let shared = &this.shared;
         shared.log(fmt!("process {pid} ({comm}) going to sleep\n"));
-        shared.completion.wait_interruptible()?;
+        shared.handoff.wait_interruptible()?;
         shared.log(fmt!("awoken {pid} ({comm})\n"));
 
         let copied = iov.copy_to_iter(&message[..message.len().min(iov.len())]);
         if copied == 0 {
             // The reader's buffer is bad: the write it consumed goes to the next reader.
-            shared.completion.complete();
+            shared.handoff.complete();
             return Err(EFAULT);
         }
         this.woken.store(true, Release);
@@ -172,11 +162,11 @@ impl SharedMiscOps for CompleteFile {
         this.shared.log(fmt!(
             "process {} ({}) awakening the readers...\n",
             current!().pid(),
-            Comm(current_comm())
+            current_comm()
         ));
         // The data itself is of no interest: consume it and let one reader through.
         iov.advance(count);
-        this.shared.completion.complete();
+        this.shared.handoff.complete();
         Ok(count)
     }
 
@@ -188,7 +178,7 @@ impl SharedMiscOps for CompleteFile {
                 if file.flags() & flags::O_ACCMODE == flags::O_RDONLY {
                     return Err(EBADF);
                 }
-                let woken = this.shared.completion.complete_all();
+                let woken = this.shared.handoff.wake_all();
                 Ok(isize::try_from(woken).unwrap_or(isize::MAX))
             }
             _ => Err(ENOTTY),

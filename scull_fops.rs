@@ -4,10 +4,10 @@
 //! `/dev/scullN`, `scullpriv` and the access-controlled devices.
 
 use crate::chrdev::{
-    new_buffer_from_iter,
     Operations,
     Whence, //
 };
+use crate::iov_buffer::new_buffer_from_iter;
 use crate::scull_access::{
     Guarded,
     PerTerminal,

@@ -4,7 +4,7 @@
 //!
 //! The numbers are those of `scull_ioctl.h`, the header user space includes; keep both alike.
 
-use crate::chrdev::capable_sys_admin;
+use crate::capability::capable_sys_admin;
 use crate::scull_mutex::{
     Layout,
     Settings, //

@@ -9,10 +9,10 @@
 //! `wait_event_interruptible` does in LDD3. Unlike LDD3, a call moves data across the ring's
 //! wrap point, so a read returns everything available up to its count.
 
-use crate::chrdev::{
-    kiocb_file,
-    FasyncQueue,
-    Operations, //
+use crate::{
+    chrdev::Operations,
+    fasync::FasyncQueue,
+    kiocb::kiocb_open_file, //
 };
 use kernel::{
     bindings,
@@ -209,12 +209,12 @@ impl Operations for ScullPipe {
     }
 
     fn read_iter(kiocb: Kiocb<'_, Arc<PipeDev>>, iov: &mut IovIterDest<'_>) -> Result<usize> {
-        let file = kiocb_file(&kiocb);
+        let file = kiocb_open_file(&kiocb);
         kiocb.file().read(file, iov)
     }
 
     fn write_iter(kiocb: Kiocb<'_, Arc<PipeDev>>, iov: &mut IovIterSource<'_>) -> Result<usize> {
-        let file = kiocb_file(&kiocb);
+        let file = kiocb_open_file(&kiocb);
         kiocb.file().write(file, iov)
     }
 

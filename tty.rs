@@ -12,6 +12,15 @@
 //! - [`Session`]: a counted reference to the current task's session, comparable and able to
 //!   say whether any task is still in it.
 //!
+//! The three tty functions are declared by hand, each copied from the header line its comment
+//! cites, because nothing written in C can be linked into `scull.ko`: Kbuild links several
+//! objects into a module only under a name that none of them has, and the crate root must stay
+//! `scull.rs`. So a C helper compiled against the header, as `rust/helpers/` does in the
+//! kernel, is not an option, and no compiler checks the prototypes.
+//!
+//! C headers: [`include/linux/tty.h`](srctree/include/linux/tty.h),
+//! [`include/linux/pid.h`](srctree/include/linux/pid.h)
+//!
 //! # Examples
 //!
 //! ```ignore
@@ -26,23 +35,26 @@ use kernel::{
     sync::rcu, //
 };
 
-/// C's `struct tty_struct`, only ever handled through pointers.
-#[repr(C)]
-struct TtyStruct {
-    _opaque: [u8; 0],
-}
+/// C's `struct tty_struct`, only ever handled through pointers. The bindings declare it (as
+/// an opaque type) though not the functions that use it.
+type TtyStruct = bindings::tty_struct;
 
-// Prototypes from `include/linux/tty.h`, which 7.3's bindings leave out; all three are
-// exported to modules. `get_current_tty` returns a counted reference.
+// Prototypes from `include/linux/tty.h` of Linux 7.3, which its bindings leave out; all three
+// are exported to modules when CONFIG_TTY=y (without it the header has inline stubs instead,
+// and the module fails to load for want of the symbols). Each copies the C declaration its
+// comment cites.
 unsafe extern "C" {
+    // tty.h:346: `struct tty_struct *get_current_tty(void);` (returns a counted reference)
     fn get_current_tty() -> *mut TtyStruct;
+    // tty.h:344: `dev_t tty_devnum(struct tty_struct *tty);`
     fn tty_devnum(tty: *mut TtyStruct) -> bindings::dev_t;
+    // tty.h:340: `void tty_kref_put(struct tty_struct *tty);`
     fn tty_kref_put(tty: *mut TtyStruct);
 }
 
 /// The device number of the current process's controlling terminal, if it has one.
 pub(crate) fn current_tty_devnum() -> Option<u32> {
-    // SAFETY: callable from any task; returns null or a reference we must put.
+    // SAFETY: Callable from any task; returns null or a reference we must put.
     let tty = unsafe { get_current_tty() };
     if tty.is_null() {
         return None;
@@ -69,7 +81,7 @@ pub(crate) struct Session {
     pid: NonNull<bindings::pid>,
 }
 
-// SAFETY: a counted `struct pid` may be used and put from any thread.
+// SAFETY: A counted `struct pid` may be used and put from any thread.
 unsafe impl Send for Session {}
 
 // SAFETY: `&Session` only compares the pointer and calls `pid_task` under RCU, which any
@@ -82,7 +94,7 @@ impl Session {
         // SAFETY: `current` is a live task; `get_task_pid` returns a counted reference to the
         // task's session `struct pid`, or null.
         let pid = unsafe { bindings::get_task_pid(kernel::current!().as_ptr(), SESSION) };
-        // INVARIANT: the reference `get_task_pid` took is now this value's.
+        // INVARIANT: The reference `get_task_pid` took is now this value's.
         NonNull::new(pid).map(|pid| Self { pid })
     }
 
@@ -103,7 +115,7 @@ impl PartialEq for Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        // SAFETY: by the type invariants this value holds one reference, given back once.
+        // SAFETY: By the type invariants this value holds one reference, given back once.
         unsafe { bindings::put_pid(self.pid.as_ptr()) };
     }
 }

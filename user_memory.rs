@@ -2,6 +2,9 @@
 
 //! An allocator for memory that a driver holds on behalf of user space.
 //!
+//! Staging for `kernel::alloc` (a sibling of `KVmalloc` in `kernel::alloc::allocator`): it
+//! offers [`UserMemory`], an [`Allocator`], and [`UserVec`], a [`Vec`] that uses it.
+//!
 //! What a user writes into a scull device stays there after the writer exits, so the OOM
 //! killer cannot get that memory back by killing anyone: a write that does not fit must fail
 //! instead. [`UserMemory`] allocates as `kvmalloc` does, with three flags:
@@ -12,6 +15,13 @@
 //!   and then the allocation fails, where plain `GFP_KERNEL` would call the OOM killer.
 //!   `kernel::alloc::Flags` does not offer this flag, hence this allocator.
 //! - `__GFP_NOWARN`: user space chooses the sizes, so a failure is an `ENOMEM`, not a warning.
+//!
+//! # Examples
+//!
+//! ```ignore
+//! // A quantum of a scull device: charged to the writer's cgroup, `ENOMEM` rather than OOM.
+//! let quantum = UserVec::<u8>::from_elem(0, 4000, GFP_KERNEL_ACCOUNT)?;
+//! ```
 
 use core::{
     alloc::Layout,

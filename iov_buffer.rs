@@ -1,0 +1,66 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Fresh buffers filled from a `write`, without zeroing them first.
+//!
+//! Staging for `kernel::iov`: Linux 7.3's `IovIterSource` copies into a slice of initialised
+//! bytes (`copy_from_iter`) or of possibly uninitialised ones (`copy_from_iter_raw`), but
+//! nothing builds a new `Vec` that way. [`new_buffer_from_iter`] does, as C drivers do with
+//! `kmalloc` and `copy_from_user`: the bytes the copy fills are written once, and only the
+//! rest is zeroed.
+//!
+//! It lives here rather than in `user_memory.rs` because it works with any [`Allocator`]: it is
+//! about the iterator, not about whose memory the buffer is.
+//!
+//! # Examples
+//!
+//! ```ignore
+//! // A 4000-byte quantum holding the written bytes at offset 100, zeros around them.
+//! let (quantum, copied) = new_buffer_from_iter::<UserMemory>(iov, 4000, 100, len, GFP_KERNEL)?;
+//! if copied == 0 {
+//!     return Err(EFAULT);
+//! }
+//! ```
+
+use core::mem::MaybeUninit;
+use kernel::{
+    alloc::{
+        Allocator,
+        Flags,
+        Vec, //
+    },
+    iov::IovIterSource,
+    prelude::*, //
+};
+
+/// A new buffer of `size` bytes holding `len` bytes copied from `iov` at offset `at`, and
+/// zeros everywhere else.
+///
+/// The bytes the copy fills are never zeroed first: for a driver that allocates its memory as
+/// it is written, zeroing it and then overwriting it would be a second pass over every byte.
+/// Returns the buffer and how many bytes were copied, fewer than `len` when user memory
+/// faulted; the bytes left uncopied are zero too. `EINVAL` when `at + len` exceeds `size`.
+pub(crate) fn new_buffer_from_iter<A: Allocator>(
+    iov: &mut IovIterSource<'_>,
+    size: usize,
+    at: usize,
+    len: usize,
+    flags: Flags,
+) -> Result<(Vec<u8, A>, usize)> {
+    let end = at
+        .checked_add(len)
+        .filter(|&end| end <= size)
+        .ok_or(EINVAL)?;
+    let mut buffer = Vec::<u8, A>::with_capacity(size, flags)?;
+    let memory = buffer.spare_capacity_mut().get_mut(..size).ok_or(ENOMEM)?;
+    let (head, rest) = memory.split_at_mut(at);
+    let (middle, tail) = rest.split_at_mut(end - at);
+    let copied = iov.copy_from_iter_raw(middle).len();
+    let zero = MaybeUninit::new(0);
+    head.fill(zero);
+    middle[copied..].fill(zero);
+    tail.fill(zero);
+    // SAFETY: The buffer is empty and its first `size` bytes of capacity were all initialised
+    // above: `head`, `middle` (the copy, then zeros) and `tail` cover them.
+    unsafe { buffer.inc_len(size) };
+    Ok((buffer, copied))
+}
