@@ -107,6 +107,7 @@ impl Layout {
             return Err(LayoutError::Qset);
         }
         match (quantum as u64).checked_mul(qset as u64) {
+            // INVARIANT: Both were checked against their bounds above and their product here.
             Some(bytes) if bytes <= MAX_DEVICE_SIZE => Ok(Self { quantum, qset }),
             _ => Err(LayoutError::Product),
         }
@@ -288,7 +289,7 @@ impl Drop for Storage {
 impl Storage {
     /// An empty device of the given layout, whose memory counts against `budget`.
     pub(crate) fn new(layout: Layout, budget: Arc<MemoryBudget>) -> Self {
-        // INVARIANT: nothing is allocated and nothing charged.
+        // INVARIANT: Nothing is allocated and nothing is charged.
         Self {
             layout,
             size: 0,
