@@ -65,18 +65,27 @@ def sleeping_in(pid, nr, fd=None, tid=None):
     return fd is None or args[0] == fd
 
 
-def wait_until_sleeping(pid, nr, fd=None, tid=None, timeout=REACH_S):
+def wait_until_sleeping(pid, nr, fd=None, tid=None, timeout=REACH_S, what=None, returned=None):
     """Waits until the task sleeps in system call `nr`; fails the test if it never does.
+
+    `what` names the call in messages. `returned`, for a child not yet reaped (whose /proc
+    entry stays while it is a zombie), says whether the call returned instead of sleeping, as
+    a description of what it printed, or None while it runs.
 
     Returns the task's wchan, for messages.
     """
+    what = what or f"task {pid}/{tid}"
     deadline = time.monotonic() + timeout
     while not sleeping_in(pid, nr, fd, tid):
+        if returned is not None:
+            output = returned()
+            if output is not None:
+                raise AssertionError(f"{what}: the call returned instead of sleeping: {output}")
         if not os.path.exists(_task_dir(pid, tid)):
-            raise AssertionError(f"task {pid}/{tid} exited instead of sleeping in syscall {nr}")
+            raise AssertionError(f"{what} exited instead of sleeping in syscall {nr}")
         if time.monotonic() > deadline:
             raise AssertionError(
-                f"task {pid}/{tid} never slept in syscall {nr}: state {state(pid, tid)}, "
+                f"{what} never slept in syscall {nr}: state {state(pid, tid)}, "
                 f"syscall {syscall(pid, tid)}, wchan {wchan(pid, tid)}")
         time.sleep(0.02)
     return wchan(pid, tid)

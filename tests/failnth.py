@@ -13,33 +13,16 @@ import ctypes
 import errno
 import os
 
+# `call` and `libc` are also what the test programs that import this module use.
+from helpers import libc, raw_call as call
+
 DEBUGFS = "/sys/kernel/debug"
 FAULTS = ("failslab", "fail_page_alloc", "fail_usercopy")
 
-libc = ctypes.CDLL(None, use_errno=True)
-libc.pread.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_long]
-libc.pread.restype = ctypes.c_ssize_t
-libc.pwrite.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_long]
-libc.pwrite.restype = ctypes.c_ssize_t
-libc.read.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t]
-libc.read.restype = ctypes.c_ssize_t
-libc.write.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t]
-libc.write.restype = ctypes.c_ssize_t
-libc.open.argtypes = [ctypes.c_char_p, ctypes.c_int]
-libc.close.argtypes = [ctypes.c_int]
-libc.ioctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong]
-libc.syscall.restype = ctypes.c_long
 
 # Most failure points one operation may have before the test gives up on it: far more than
 # any path here reaches, small enough that a runaway loop ends.
 MAX_POINTS = 2000
-
-
-def call(function, *args):
-    """(result, errno) of a libc call; errno is 0 unless the result is negative."""
-    ctypes.set_errno(0)
-    result = function(*args)
-    return result, (ctypes.get_errno() if result < 0 else 0)
 
 
 def _write(path, value):

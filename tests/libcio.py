@@ -17,24 +17,7 @@ import signal
 import threading
 import time
 
-libc = ctypes.CDLL(None, use_errno=True)
-
-_ssize = ctypes.c_ssize_t
-for _name, _args in (("read", [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t]),
-                     ("write", [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t]),
-                     ("readv", [ctypes.c_int, ctypes.c_void_p, ctypes.c_int]),
-                     ("writev", [ctypes.c_int, ctypes.c_void_p, ctypes.c_int])):
-    getattr(libc, _name).argtypes = _args
-    getattr(libc, _name).restype = _ssize
-libc.ioctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong]
-libc.ioctl.restype = ctypes.c_int
-libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
-                      ctypes.c_int, ctypes.c_long]
-libc.mmap.restype = ctypes.c_void_p
-libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
-libc.prctl.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_ulong,
-                       ctypes.c_ulong]
+from helpers import libc
 
 PAGE = 4096
 PR_SET_NAME = 15

@@ -15,7 +15,6 @@ import select
 import signal
 import subprocess
 import sys
-import time
 
 import blocking
 
@@ -56,16 +55,9 @@ REACH_S = blocking.REACH_S
 
 
 def _wait_sleeping(child, nr, what):
-    deadline = time.monotonic() + REACH_S
-    while not blocking.sleeping_in(child.pid, nr):
-        if child.poll() is not None:
-            out = child.stdout.read()
-            raise AssertionError(f"{what}: the call returned instead of sleeping: {out!r}")
-        if time.monotonic() > deadline:
-            raise AssertionError(
-                f"{what}: never slept in syscall {nr}: state {blocking.state(child.pid)}, "
-                f"syscall {blocking.syscall(child.pid)}, wchan {blocking.wchan(child.pid)}")
-        time.sleep(0.02)
+    def returned():
+        return None if child.poll() is None else repr(child.stdout.read())
+    blocking.wait_until_sleeping(child.pid, nr, what=what, returned=returned)
 
 
 def signal_sleeper(op, path, nr, restart, wake=None, uid=None):

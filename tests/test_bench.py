@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import REPO
+from helpers import REPO
 
 BENCH_FIGURES = (
     [f"seq.{rw}.{bs}.{side}" for rw in ("write", "read") for bs in (4000, 65536, 1048576)

@@ -12,12 +12,10 @@ import pytest
 
 import blocking
 import kcheck
-from conftest import new_log, script
+from helpers import COMPLETE_IOC_WAKE_ALL, new_log, opened, script
 from signalled import signal_sleeper
 
 DEVICE = "/dev/complete"
-# ioctl(fd, COMPLETE_IOC_WAKE_ALL) = _IO('k', 0x40)
-COMPLETE_IOC_WAKE_ALL = (ord("k") << 8) | 0x40
 # How long a woken reader may take to finish, generous for a TCG guest.
 WAKE_BOUND_S = 10
 # The log's rate limit (ratelimit.rs): lines per window, and the window.
@@ -40,11 +38,8 @@ def start_reader(size=100):
 
 def wake(times=1):
     for _ in range(times):
-        fd = os.open(DEVICE, os.O_WRONLY)
-        try:
+        with opened(DEVICE, os.O_WRONLY) as fd:
             assert os.write(fd, b"wake up\n") == 8
-        finally:
-            os.close(fd)
 
 
 def reading_device(pid):
@@ -155,11 +150,8 @@ def test_signal_with_sa_restart_resumes_the_wait():
 def test_wake_all_ioctl_wakes_every_sleeper_and_no_later_reader():
     readers = [start_reader() for _ in range(3)]
     wait_until_asleep(readers)
-    fd = os.open(DEVICE, os.O_WRONLY)
-    try:
+    with opened(DEVICE, os.O_WRONLY) as fd:
         assert fcntl.ioctl(fd, COMPLETE_IOC_WAKE_ALL) == 3
-    finally:
-        os.close(fd)
     for r in readers:
         finish(r)
     late = start_reader()
@@ -172,19 +164,13 @@ def test_wake_all_needs_a_file_open_for_writing():
     """Waking readers is what a write does: a read-only file may not do it."""
     reader = start_reader()
     wait_until_asleep([reader])
-    fd = os.open(DEVICE, os.O_RDONLY)
-    try:
+    with opened(DEVICE, os.O_RDONLY) as fd:
         with pytest.raises(OSError) as err:
             fcntl.ioctl(fd, COMPLETE_IOC_WAKE_ALL)
         assert err.value.errno == errno.EBADF
-    finally:
-        os.close(fd)
     assert reading_device(reader.pid)
-    fd = os.open(DEVICE, os.O_RDWR)
-    try:
+    with opened(DEVICE, os.O_RDWR) as fd:
         assert fcntl.ioctl(fd, COMPLETE_IOC_WAKE_ALL) == 1
-    finally:
-        os.close(fd)
     finish(reader)
 
 
@@ -202,30 +188,21 @@ def test_log_lines_are_rate_limited(log_since):
     assert "30 messages suppressed" in log
     # Drain the 41 banked completions, so that later tests start with none.
     for _ in range(41):
-        reader = os.open(DEVICE, os.O_RDONLY)
-        try:
+        with opened(DEVICE, os.O_RDONLY) as reader:
             assert os.read(reader, 100).startswith(b"awoken")
-        finally:
-            os.close(reader)
 
 
 def test_unknown_ioctl_is_enotty():
-    fd = os.open(DEVICE, os.O_RDONLY)
-    try:
+    with opened(DEVICE, os.O_RDONLY) as fd:
         with pytest.raises(OSError) as err:
             fcntl.ioctl(fd, (ord("k") << 8) | 0x41)
         assert err.value.errno == 25  # ENOTTY
-    finally:
-        os.close(fd)
 
 
 def test_rmmod_fails_while_open_and_succeeds_after_close():
-    fd = os.open(DEVICE, os.O_RDONLY)
-    try:
+    with opened(DEVICE, os.O_RDONLY):
         busy = subprocess.run(["rmmod", "complete"], capture_output=True, text=True)
         assert busy.returncode != 0 and "in use" in busy.stderr
-    finally:
-        os.close(fd)
     script("misc_unload", "complete")
     assert not os.path.exists(DEVICE)
     script("misc_load", "complete")

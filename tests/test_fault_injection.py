@@ -25,31 +25,16 @@ import pytest
 
 import blocking
 import kcheck
-from failnth import FaultInjection, call, libc
+from failnth import FaultInjection
+from helpers import (QSET, QUANTUM, REPO, SCULL_IOCGQSET, SCULL_IOCGQUANTUM, SCULL_IOCHQSET,
+                     SCULL_IOCHQUANTUM, SCULL_IOCQQSET, SCULL_IOCQQUANTUM, SCULL_IOCRESET,
+                     SCULL_IOCSQSET, SCULL_IOCSQUANTUM, SCULL_IOCTQSET, SCULL_IOCTQUANTUM,
+                     SCULL_IOCXQSET, SCULL_IOCXQUANTUM, TESTS, libc, opened, raw_call, script)
 
-TESTS = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(TESTS)
-SCRIPTS = os.path.join(REPO, "scripts")
 SCULL = "/dev/scull0"
 PIPE = "/dev/scullpipe0"
 COMPLETE = "/dev/complete"
-QUANTUM, QSET = 4000, 1000
 CLEAN = {errno.ENOMEM, errno.EFAULT}
-
-IOC_MAGIC = ord("k")
-
-
-def ioc(direction, nr, size=0):
-    return (direction << 30) | (size << 16) | (IOC_MAGIC << 8) | nr
-
-
-RESET = ioc(0, 0)
-Q_QUANTUM, Q_QSET = ioc(0, 7), ioc(0, 8)
-COMPLETE_IOC_WAKE_ALL = ioc(0, 0x40)
-
-
-def script(name, *args):
-    subprocess.run([os.path.join(SCRIPTS, name), *args], check=True, capture_output=True)
 
 
 def pattern(n, seed=0):
@@ -76,11 +61,8 @@ def trim(path=SCULL):
 
 def fill(data, at=0, path=SCULL):
     trim(path)
-    fd = os.open(path, os.O_WRONLY)
-    try:
+    with opened(path, os.O_WRONLY) as fd:
         assert os.pwrite(fd, data, at) == len(data)
-    finally:
-        os.close(fd)
 
 
 class Matrix:
@@ -155,7 +137,7 @@ def test_scull_operations_under_every_failure_point(matrix):
             fill(data)
 
         def open_write_only(state):
-            return call(libc.open, SCULL.encode(), os.O_WRONLY)
+            return raw_call(libc.open, SCULL.encode(), os.O_WRONLY)
 
         def check_open(state, result, fired):
             fd, err = result
@@ -186,7 +168,7 @@ def test_scull_operations_under_every_failure_point(matrix):
                 state["fd"] = os.open(SCULL, os.O_RDWR)
 
             def write(state, at=at, count=count):
-                return call(libc.pwrite, state["fd"], buffer, count, at)
+                return raw_call(libc.pwrite, state["fd"], buffer, count, at)
 
             def check_write(state, result, fired, before=before, at=at, count=count,
                             payload=payload):
@@ -219,7 +201,7 @@ def test_scull_operations_under_every_failure_point(matrix):
             state["fd"] = os.open(SCULL, os.O_RDONLY)
 
         def read(state):
-            return call(libc.pread, state["fd"], buffer, len(data), 0)
+            return raw_call(libc.pread, state["fd"], buffer, len(data), 0)
 
         def check_read(state, result, fired):
             n, err = result
@@ -235,19 +217,19 @@ def test_ioctls_under_every_failure_point(matrix):
     value = ctypes.c_int()
     commands = [
         # (name, cmd, argument, new quantum/qset after success, result on success)
-        ("SCULL_IOCRESET", RESET, None, (QUANTUM, QSET), 0),
-        ("SCULL_IOCSQUANTUM", ioc(1, 1, 4), 2000, (2000, QSET), 0),
-        ("SCULL_IOCSQSET", ioc(1, 2, 4), 20, (QUANTUM, 20), 0),
-        ("SCULL_IOCTQUANTUM", ioc(0, 3), 3000, (3000, QSET), 0),
-        ("SCULL_IOCTQSET", ioc(0, 4), 30, (QUANTUM, 30), 0),
-        ("SCULL_IOCGQUANTUM", ioc(2, 5, 4), -1, (QUANTUM, QSET), 0),
-        ("SCULL_IOCGQSET", ioc(2, 6, 4), -1, (QUANTUM, QSET), 0),
-        ("SCULL_IOCQQUANTUM", Q_QUANTUM, None, (QUANTUM, QSET), QUANTUM),
-        ("SCULL_IOCQQSET", Q_QSET, None, (QUANTUM, QSET), QSET),
-        ("SCULL_IOCXQUANTUM", ioc(3, 9, 4), 5000, (5000, QSET), 0),
-        ("SCULL_IOCXQSET", ioc(3, 10, 4), 50, (QUANTUM, 50), 0),
-        ("SCULL_IOCHQUANTUM", ioc(0, 11), 6000, (6000, QSET), QUANTUM),
-        ("SCULL_IOCHQSET", ioc(0, 12), 60, (QUANTUM, 60), QSET),
+        ("SCULL_IOCRESET", SCULL_IOCRESET, None, (QUANTUM, QSET), 0),
+        ("SCULL_IOCSQUANTUM", SCULL_IOCSQUANTUM, 2000, (2000, QSET), 0),
+        ("SCULL_IOCSQSET", SCULL_IOCSQSET, 20, (QUANTUM, 20), 0),
+        ("SCULL_IOCTQUANTUM", SCULL_IOCTQUANTUM, 3000, (3000, QSET), 0),
+        ("SCULL_IOCTQSET", SCULL_IOCTQSET, 30, (QUANTUM, 30), 0),
+        ("SCULL_IOCGQUANTUM", SCULL_IOCGQUANTUM, -1, (QUANTUM, QSET), 0),
+        ("SCULL_IOCGQSET", SCULL_IOCGQSET, -1, (QUANTUM, QSET), 0),
+        ("SCULL_IOCQQUANTUM", SCULL_IOCQQUANTUM, None, (QUANTUM, QSET), QUANTUM),
+        ("SCULL_IOCQQSET", SCULL_IOCQQSET, None, (QUANTUM, QSET), QSET),
+        ("SCULL_IOCXQUANTUM", SCULL_IOCXQUANTUM, 5000, (5000, QSET), 0),
+        ("SCULL_IOCXQSET", SCULL_IOCXQSET, 50, (QUANTUM, 50), 0),
+        ("SCULL_IOCHQUANTUM", SCULL_IOCHQUANTUM, 6000, (6000, QSET), QUANTUM),
+        ("SCULL_IOCHQSET", SCULL_IOCHQSET, 60, (QUANTUM, 60), QSET),
     ]
     fd = os.open(SCULL, os.O_RDONLY)
     try:
@@ -257,30 +239,30 @@ def test_ioctls_under_every_failure_point(matrix):
                 by_pointer = cmd >> 30 != 0
 
                 def prepare(state, arg=arg):
-                    fcntl.ioctl(fd, RESET)
+                    fcntl.ioctl(fd, SCULL_IOCRESET)
                     value.value = arg if arg is not None else 0
 
                 def operation(state, cmd=cmd, arg=arg, by_pointer=by_pointer):
                     argument = ctypes.addressof(value) if by_pointer else (arg or 0)
-                    return call(libc.ioctl, fd, cmd, argument)
+                    return raw_call(libc.ioctl, fd, cmd, argument)
 
                 def check(state, result, fired, name=name, cmd=cmd, after=after,
                           returns=returns, by_pointer=by_pointer):
                     n, err = result
                     row.saw(outcome(n, err))
-                    now = (fcntl.ioctl(fd, Q_QUANTUM), fcntl.ioctl(fd, Q_QSET))
+                    now = (fcntl.ioctl(fd, SCULL_IOCQQUANTUM), fcntl.ioctl(fd, SCULL_IOCQQSET))
                     if n < 0:
                         # A failed call changes nothing.
                         assert now == (QUANTUM, QSET), (name, now)
                         return
                     assert (n, now) == (returns, after), name
-                    if cmd in (ioc(2, 5, 4), ioc(3, 9, 4)):
+                    if cmd in (SCULL_IOCGQUANTUM, SCULL_IOCXQUANTUM):
                         assert value.value == QUANTUM, name
-                    if cmd in (ioc(2, 6, 4), ioc(3, 10, 4)):
+                    if cmd in (SCULL_IOCGQSET, SCULL_IOCXQSET):
                         assert value.value == QSET, name
                 run(fi, row, prepare, operation, check)
     finally:
-        fcntl.ioctl(fd, RESET)
+        fcntl.ioctl(fd, SCULL_IOCRESET)
         os.close(fd)
 
 
@@ -297,13 +279,13 @@ def test_proc_views_under_every_failure_point(matrix, view):
             ctypes.memset(buffer, 0, len(buffer))
 
         def operation(state):
-            fd, err = call(libc.open, view.encode(), os.O_RDONLY)
+            fd, err = raw_call(libc.open, view.encode(), os.O_RDONLY)
             if fd < 0:
                 return fd, err
             # Small reads, so that seq_file stops and restarts between records.
             total = 0
             while True:
-                n, err = call(libc.read, fd, ctypes.addressof(buffer) + total, 64)
+                n, err = raw_call(libc.read, fd, ctypes.addressof(buffer) + total, 64)
                 if n <= 0:
                     break
                 total += n
@@ -390,7 +372,7 @@ def test_pipe_operations_under_every_failure_point(matrix):
                 ctypes.memmove(buffer, data, len(data))
 
             def write(state):
-                return call(libc.write, fd, buffer, len(data))
+                return raw_call(libc.write, fd, buffer, len(data))
 
             def check_write(state, result, fired):
                 n, err = result
@@ -409,7 +391,7 @@ def test_pipe_operations_under_every_failure_point(matrix):
                 ctypes.memset(buffer, 0, len(buffer))
 
             def read(state):
-                return call(libc.read, fd, buffer, 4000)
+                return raw_call(libc.read, fd, buffer, 4000)
 
             def check_read(state, result, fired):
                 n, err = result
@@ -436,7 +418,7 @@ def passes_at_once(fd_flags=os.O_RDONLY):
     result = []
 
     def reader():
-        result.append(call(libc.read, fd, ctypes.create_string_buffer(100), 100))
+        result.append(raw_call(libc.read, fd, ctypes.create_string_buffer(100), 100))
         done.set()
     thread = threading.Thread(target=reader, daemon=True)
     thread.start()
@@ -465,7 +447,7 @@ def test_complete_operations_under_every_failure_point(matrix):
             state["fd"] = os.open(COMPLETE, os.O_WRONLY)
 
         def write(state):
-            return call(libc.write, state["fd"], buffer, 1)
+            return raw_call(libc.write, state["fd"], buffer, 1)
 
         def check_write(state, result, fired):
             n, err = result
@@ -485,7 +467,7 @@ def test_complete_operations_under_every_failure_point(matrix):
             state["fd"] = os.open(COMPLETE, os.O_RDONLY)
 
         def read(state):
-            return call(libc.read, state["fd"], buffer, 100)
+            return raw_call(libc.read, state["fd"], buffer, 100)
 
         def check_read(state, result, fired):
             n, err = result
@@ -524,7 +506,7 @@ def load_with_every_init_allocation_failed(matrix, module, leftovers):
             state["fd"] = os.open(ko, os.O_RDONLY)
 
         def load(state):
-            return call(libc.syscall, SYS_FINIT_MODULE, state["fd"], b"", 0)
+            return raw_call(libc.syscall, SYS_FINIT_MODULE, state["fd"], b"", 0)
 
         def check(state, result, fired):
             n, err = result
@@ -533,7 +515,7 @@ def load_with_every_init_allocation_failed(matrix, module, leftovers):
             if n == 0:
                 # Loaded: take it out again for the next run (the last run keeps it).
                 if fired:
-                    assert call(libc.syscall, SYS_DELETE_MODULE, module.encode(), 0)[0] == 0
+                    assert raw_call(libc.syscall, SYS_DELETE_MODULE, module.encode(), 0)[0] == 0
                 return
             assert not module_loaded(module)
             assert not os.path.exists(f"/sys/module/{module}")
@@ -541,7 +523,7 @@ def load_with_every_init_allocation_failed(matrix, module, leftovers):
                 raise AssertionError(f"failed load left {left} behind")
         run(fi, row, prepare, load, check)
     assert module_loaded(module)
-    assert call(libc.syscall, SYS_DELETE_MODULE, module.encode(), 0)[0] == 0
+    assert raw_call(libc.syscall, SYS_DELETE_MODULE, module.encode(), 0)[0] == 0
 
 
 def scull_leftovers():

@@ -21,11 +21,11 @@ from hypothesis.stateful import invariant, precondition, rule
 
 import blocking
 import libcio
+from helpers import COMPLETE_IOC_WAKE_ALL, opened
 from libcio import describe
 from modelrun import ModelMachine, run_machine
 
 DEVICE = "/dev/complete"
-COMPLETE_IOC_WAKE_ALL = (ord("k") << 8) | 0x40
 MAX_SLEEPERS = 5
 # How long woken readers may take to finish, generous for a TCG guest with KASAN. A failing
 # run waits this long for each reader that never finishes, in each example it shrinks:
@@ -212,12 +212,9 @@ class CompleteMachine(ModelMachine):
     @step
     def read_nothing(self):
         """A read of 0 bytes returns 0 at once and takes no completion."""
-        fd = os.open(DEVICE, os.O_RDONLY)
-        try:
+        with opened(DEVICE, os.O_RDONLY) as fd:
             with WATCHDOG.guard("read(0)"):
                 got = libcio.read(fd, ctypes.addressof(ctypes.create_string_buffer(1)), 0)
-        finally:
-            os.close(fd)
         self.check("read(0)", got, 0)
 
     @precondition(lambda self: self.done)
@@ -225,12 +222,9 @@ class CompleteMachine(ModelMachine):
     @step
     def read_into_bad_buffer(self):
         """A reader let through with a bad buffer gets EFAULT and hands the completion back."""
-        fd = os.open(DEVICE, os.O_RDONLY)
-        try:
+        with opened(DEVICE, os.O_RDONLY) as fd:
             with WATCHDOG.guard("read(unmapped buffer) with a completion banked"):
                 got = libcio.read(fd, libcio.UNMAPPED, 100)
-        finally:
-            os.close(fd)
         self.check("read(unmapped buffer)", got, -errno.EFAULT)
 
     @rule(nr=st.integers(0, 0xff).filter(lambda nr: nr != 0x40))

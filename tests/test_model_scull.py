@@ -19,42 +19,17 @@ import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import invariant, precondition, rule
 
+from helpers import (MAX_DEVICE_SIZE, MAX_QSETS, QSET, QUANTUM, SCULL_IOCQQSET,
+                     SCULL_IOCQQUANTUM, SCULL_IOCRESET, SCULL_IOCTQSET, SCULL_IOCTQUANTUM, libc,
+                     raw_call)
 from modelrun import ModelMachine, run_machine
 
 DEVICES = ("/dev/scull0", "/dev/scull1")
 SCULLMEM = "/proc/scullmem"
-QUANTUM, QSET = 4000, 1000          # the load-time defaults
 MAX_QUANTUM, MAX_QSET = 16 << 20, 1 << 20
-MAX_QSETS = 1 << 20                 # scull_mutex.rs
-MAX_DEVICE_SIZE = 1 << 40
 LLONG_MAX = (1 << 63) - 1
 PAGE = mmap.PAGESIZE
 PROT_NONE = 0                       # not in Python's mmap module
-
-# LDD3's ioctls: T (set from the argument), Q (return as the result), reset.
-IOC_MAGIC = ord("k")
-SCULL_IOCRESET = (IOC_MAGIC << 8) | 0
-T_QUANTUM, T_QSET = (IOC_MAGIC << 8) | 3, (IOC_MAGIC << 8) | 4
-Q_QUANTUM, Q_QSET = (IOC_MAGIC << 8) | 7, (IOC_MAGIC << 8) | 8
-
-libc = ctypes.CDLL(None, use_errno=True)
-libc.pread.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_long]
-libc.pread.restype = ctypes.c_ssize_t
-libc.pwrite.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_long]
-libc.pwrite.restype = ctypes.c_ssize_t
-libc.ioctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong]
-libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
-                      ctypes.c_int, ctypes.c_long]
-libc.mmap.restype = ctypes.c_void_p
-libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
-
-
-def raw(call, *args):
-    """(result, errno) of a libc call, errno 0 when it succeeded."""
-    ctypes.set_errno(0)
-    result = call(*args)
-    return (result, ctypes.get_errno() if result < 0 else 0)
 
 
 class Layout:
@@ -362,9 +337,9 @@ class ScullMachine(ModelMachine):
         if write:
             payload = self.payload(data, good)
             ctypes.memmove(address, payload, good)
-            n, err = raw(libc.pwrite, f.fd, address, length, pos)
+            n, err = raw_call(libc.pwrite, f.fd, address, length, pos)
         else:
-            n, err = raw(libc.pread, f.fd, address, length, pos)
+            n, err = raw_call(libc.pread, f.fd, address, length, pos)
         if expected_err:
             assert (n, err) == (-1, expected_err), (pos, start, length)
             return
@@ -399,15 +374,15 @@ class ScullMachine(ModelMachine):
             quantum = value
         else:
             qset = value
-        n, err = raw(libc.ioctl, f.fd, T_QUANTUM if which == "quantum" else T_QSET,
-                     value & (2**64 - 1))
+        cmd = SCULL_IOCTQUANTUM if which == "quantum" else SCULL_IOCTQSET
+        n, err = raw_call(libc.ioctl, f.fd, cmd, value & (2**64 - 1))
         if Layout.valid(quantum, qset):
             assert (n, err) == (0, 0), (which, value)
             self.settings = Layout(quantum, qset)
         else:
             assert (n, err) == (-1, errno.EINVAL), (which, value)
-        assert fcntl.ioctl(f.fd, Q_QUANTUM) == self.settings.quantum
-        assert fcntl.ioctl(f.fd, Q_QSET) == self.settings.qset
+        assert fcntl.ioctl(f.fd, SCULL_IOCQQUANTUM) == self.settings.quantum
+        assert fcntl.ioctl(f.fd, SCULL_IOCQQSET) == self.settings.qset
 
     @rule()
     def reset_layout(self):

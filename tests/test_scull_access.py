@@ -8,75 +8,37 @@ import signal
 import pytest
 
 import blocking
+from helpers import HeldOpen, opened
 from signalled import signal_sleeper
 
 SINGLE, UID, WUID, PRIV = (f"/dev/scull{name}" for name in ("single", "uid", "wuid", "priv"))
 NOBODY = 65534
 
 
-class Child:
-    """A forked process that opens a device, says what happened, and keeps it open until
-    told to go."""
+class Child(HeldOpen):
+    """A forked process that opens a device, says what happened ("ok" or the errno's name),
+    and keeps it open until told to go (`finish`)."""
 
     def __init__(self, path, flags=os.O_RDONLY, uid=None, setup=None):
-        report_r, report_w = os.pipe()
-        go_r, go_w = os.pipe()
-        self.pid = os.fork()
-        if self.pid == 0:
-            # Drop every inherited descriptor, above all the test's own open devices: a
-            # copy here would keep the device held for as long as this child lives.
-            for fd in map(int, os.listdir("/proc/self/fd")):
-                if fd > 2 and fd not in (report_w, go_r):
-                    try:
-                        os.close(fd)
-                    except OSError:
-                        pass
-            status = "ok"
-            try:
-                if setup:
-                    setup()
-                if uid is not None:
-                    os.setgid(uid)
-                    os.setuid(uid)
-                fd = os.open(path, flags)
-            except OSError as err:
-                status = errno.errorcode[err.errno]
-                fd = None
-            os.write(report_w, status.encode() + b"\n")
-            os.read(go_r, 1)
-            if fd is not None:
-                os.close(fd)
-            os._exit(0)
-        os.close(report_w)
-        os.close(go_r)
-        self.report = os.fdopen(report_r)
-        self.go = go_w
-
-    def status(self):
-        return self.report.readline().strip()
-
-    def finish(self):
-        os.write(self.go, b"x")
-        os.close(self.go)
-        _, status = os.waitpid(self.pid, 0)
-        self.report.close()
-        return status
+        def open_device():
+            if setup:
+                setup()
+            if uid is not None:
+                os.setgid(uid)
+                os.setuid(uid)
+            os.open(path, flags)
+            return "ok"
+        super().__init__(open_device)
 
 
 def test_scullsingle_admits_one_open_file_at_a_time():
-    fd = os.open(SINGLE, os.O_WRONLY)
-    try:
+    with opened(SINGLE, os.O_WRONLY) as fd:
         with pytest.raises(OSError) as err:
             os.open(SINGLE, os.O_RDONLY)
         assert err.value.errno == errno.EBUSY
         assert os.write(fd, b"single") == 6
-    finally:
-        os.close(fd)
-    fd = os.open(SINGLE, os.O_RDONLY)
-    try:
+    with opened(SINGLE, os.O_RDONLY) as fd:
         assert os.read(fd, 100) == b"single"      # a scull device once open
-    finally:
-        os.close(fd)
 
 
 def test_sculluid_keeps_other_users_out():
@@ -114,8 +76,7 @@ def test_sculluid_refuses_another_user_without_the_capability():
 
 
 def test_scullwuid_makes_other_users_wait():
-    fd = os.open(WUID, os.O_WRONLY)
-    try:
+    with opened(WUID, os.O_WRONLY):
         quick = Child(WUID, flags=os.O_RDONLY | os.O_NONBLOCK, uid=NOBODY)
         assert quick.status() == "EAGAIN"
         quick.finish()
@@ -125,15 +86,12 @@ def test_scullwuid_makes_other_users_wait():
         os.set_blocking(patient.report.fileno(), False)
         assert patient.report.readline() == ""
         os.set_blocking(patient.report.fileno(), True)
-    finally:
-        os.close(fd)
     assert patient.status() == "ok"               # woken by the close
     patient.finish()
 
 
 def test_scullwuid_wait_ends_on_a_signal():
-    fd = os.open(WUID, os.O_WRONLY)
-    try:
+    with opened(WUID, os.O_WRONLY):
         waiter = Child(WUID, uid=NOBODY)
         blocking.wait_until_sleeping(waiter.pid, blocking.SYS_OPENAT)
         os.kill(waiter.pid, signal.SIGTERM)
@@ -141,17 +99,12 @@ def test_scullwuid_wait_ends_on_a_signal():
         assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM
         waiter.report.close()
         os.close(waiter.go)
-    finally:
-        os.close(fd)
 
 
 def test_scullwuid_wait_without_sa_restart_gives_eintr():
-    fd = os.open(WUID, os.O_WRONLY)
-    try:
+    with opened(WUID, os.O_WRONLY):
         result, err, handlers, _ = signal_sleeper("open", WUID, blocking.SYS_OPENAT,
                                                   restart=False, uid=NOBODY)
-    finally:
-        os.close(fd)
     assert (result, err, handlers) == (-1, "EINTR", 1)
 
 
@@ -285,10 +238,7 @@ def test_access_devices_are_scull_devices_once_open():
             assert os.write(fd, b"ab") == 2
         finally:
             os.close(fd)
-        fd = os.open(path, os.O_RDONLY)
-        try:
+        with opened(path, os.O_RDONLY) as fd:
             assert os.pread(fd, 100, 0) == b"01ab456789"
             assert os.lseek(fd, 0, os.SEEK_END) == 10
-        finally:
-            os.close(fd)
 

@@ -8,31 +8,26 @@ import sys
 
 import pytest
 
-from conftest import (MAX_DEVICE_SIZE, QUANTUM, dev, new_log, raw_errno, read_dev, write_dev)
+from helpers import (MAX_DEVICE_SIZE, QUANTUM, dev, libc, new_log, opened, raw_errno, read_dev,
+                     write_dev)
 
 BAD_POINTER = ctypes.c_void_p(16)  # never mapped: the first page is reserved
 
 
 def test_write_from_a_bad_pointer_is_efault():
-    fd = os.open(dev(0), os.O_RDWR)
-    try:
+    with opened(dev(0), os.O_RDWR) as fd:
         result, err = raw_errno("write", fd, BAD_POINTER, ctypes.c_size_t(100))
         assert (result, err) == (-1, errno.EFAULT)
         assert os.lseek(fd, 0, os.SEEK_END) == 0
-    finally:
-        os.close(fd)
 
 
 def test_read_into_a_bad_pointer_is_efault():
     write_dev(dev(0), b"z" * 100)
-    fd = os.open(dev(0), os.O_RDONLY)
-    try:
+    with opened(dev(0), os.O_RDONLY) as fd:
         result, err = raw_errno("read", fd, BAD_POINTER, ctypes.c_size_t(100))
         assert (result, err) == (-1, errno.EFAULT)
         # The position did not move.
         assert os.read(fd, 200) == b"z" * 100
-    finally:
-        os.close(fd)
 
 
 def test_write_that_faults_midway_returns_a_short_count():
@@ -43,21 +38,15 @@ def test_write_that_faults_midway_returns_a_short_count():
     area[:page] = b"p" * page
     base = ctypes.addressof(ctypes.c_char.from_buffer(area))
     # Unmap the second page by hand, keeping the first.
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
     assert libc.munmap(ctypes.c_void_p(base + page), ctypes.c_size_t(page)) == 0
-    fd = os.open(dev(0), os.O_RDWR)
-    try:
+    with opened(dev(0), os.O_RDWR) as fd:
         result, _ = raw_errno("write", fd, ctypes.c_void_p(base), ctypes.c_size_t(2 * page))
         assert result == page
         assert os.pread(fd, 2 * page, 0) == b"p" * page
-    finally:
-        os.close(fd)
 
 
 def test_huge_offsets_get_clean_errors():
-    fd = os.open(dev(0), os.O_RDWR)
-    try:
+    with opened(dev(0), os.O_RDWR) as fd:
         for offset in (MAX_DEVICE_SIZE, MAX_DEVICE_SIZE + 1, 1 << 62, (1 << 63) - 2):
             with pytest.raises(OSError) as err:
                 os.pwrite(fd, b"x", offset)
@@ -68,28 +57,20 @@ def test_huge_offsets_get_clean_errors():
         assert os.lseek(fd, 0, os.SEEK_END) == MAX_DEVICE_SIZE
         assert os.pread(fd, 10, MAX_DEVICE_SIZE - 1) == b"a"
         assert os.pread(fd, 10, 0) == bytes(10)
-    finally:
-        os.close(fd)
 
 
 def test_negative_pread_offset_is_einval():
-    fd = os.open(dev(0), os.O_RDWR)
-    try:
+    with opened(dev(0), os.O_RDWR) as fd:
         result, err = raw_errno("pread", fd, ctypes.create_string_buffer(10),
                                 ctypes.c_size_t(10), ctypes.c_long(-1))
         assert (result, err) == (-1, errno.EINVAL)
-    finally:
-        os.close(fd)
 
 
 def test_write_at_one_gib_allocates_only_what_it_touches():
-    fd = os.open(dev(3), os.O_RDWR)
-    try:
+    with opened(dev(3), os.O_RDWR) as fd:
         assert os.pwrite(fd, b"far", 1 << 30) == 3
         assert os.lseek(fd, 0, os.SEEK_END) == (1 << 30) + 3
         assert os.pread(fd, 3, 1 << 30) == b"far"
-    finally:
-        os.close(fd)
 
 
 FAILSLAB = "/sys/kernel/debug/failslab"
@@ -150,20 +131,14 @@ def test_enomem_gives_short_counts_and_keeps_data(failslab, log_since):
     assert data[:len(prefix)] == prefix
     assert data[len(prefix):] == b"m" * results[0]
     # The device still works.
-    fd = os.open(dev(0), os.O_RDWR)
-    try:
+    with opened(dev(0), os.O_RDWR) as fd:
         assert os.pwrite(fd, b"after", len(data)) == 5
-    finally:
-        os.close(fd)
     assert "Call Trace" not in new_log(log_since)
 
 
 def test_position_plus_count_past_the_largest_offset_is_einval():
     """The VFS refuses it before scull sees it (rw_verify_area)."""
-    fd = os.open(dev(0), os.O_RDWR)
-    try:
+    with opened(dev(0), os.O_RDWR) as fd:
         with pytest.raises(OSError) as err:
             os.pwrite(fd, b"xy", (1 << 63) - 1)
         assert err.value.errno == errno.EINVAL
-    finally:
-        os.close(fd)

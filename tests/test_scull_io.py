@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from conftest import (QUANTUM, QSET, dev, read_all, read_dev, write_all, write_dev)
+from helpers import QSET, QUANTUM, dev, opened, read_all, read_dev, write_all, write_dev
 
 QSET_BYTES = QUANTUM * QSET
 SIZES = [0, 1, QUANTUM - 1, QUANTUM, QUANTUM + 1, QSET_BYTES - 1, QSET_BYTES,
@@ -34,38 +34,28 @@ def test_round_trip_with_odd_chunkings(chunk):
 
 def test_one_call_moves_a_whole_mebibyte():
     data = random_bytes(1 << 20, 1)
-    fd = os.open(dev(0), os.O_RDWR)
-    try:
+    with opened(dev(0), os.O_RDWR) as fd:
         assert os.write(fd, data) == len(data)
         os.lseek(fd, 0, os.SEEK_SET)
         assert len(os.read(fd, 1 << 20)) == 1 << 20
-    finally:
-        os.close(fd)
 
 
 def test_read_at_end_returns_zero():
     write_dev(dev(0), b"hello\n")
-    fd = os.open(dev(0), os.O_RDONLY)
-    try:
+    with opened(dev(0), os.O_RDONLY) as fd:
         assert os.read(fd, 100) == b"hello\n"
         assert os.read(fd, 100) == b""
         assert os.pread(fd, 10, 1 << 30) == b""
-    finally:
-        os.close(fd)
 
 
 def test_read_never_passes_the_size():
     write_dev(dev(0), b"abcdef")
-    fd = os.open(dev(0), os.O_RDONLY)
-    try:
+    with opened(dev(0), os.O_RDONLY) as fd:
         assert os.pread(fd, 100, 4) == b"ef"
-    finally:
-        os.close(fd)
 
 
 def test_holes_read_as_zeros():
-    fd = os.open(dev(2), os.O_RDWR)
-    try:
+    with opened(dev(2), os.O_RDWR) as fd:
         hole_end = QSET_BYTES + QUANTUM * 3 + 10
         assert os.pwrite(fd, b"tail", hole_end) == 4
         assert os.pwrite(fd, b"head", 0) == 4
@@ -74,25 +64,19 @@ def test_holes_read_as_zeros():
         assert data[:4] == b"head"
         assert data[4:hole_end] == bytes(hole_end - 4)
         assert data[hole_end:] == b"tail"
-    finally:
-        os.close(fd)
 
 
 def test_write_extends_size_and_overwrites_in_place():
-    fd = os.open(dev(0), os.O_RDWR)
-    try:
+    with opened(dev(0), os.O_RDWR) as fd:
         os.write(fd, b"0123456789")
         os.pwrite(fd, b"xx", 3)
         assert os.lseek(fd, 0, os.SEEK_END) == 10
         assert os.pread(fd, 20, 0) == b"012xx56789"
-    finally:
-        os.close(fd)
 
 
 def test_lseek_whences():
     write_dev(dev(0), b"x" * 100)
-    fd = os.open(dev(0), os.O_RDONLY)
-    try:
+    with opened(dev(0), os.O_RDONLY) as fd:
         assert os.lseek(fd, 10, os.SEEK_SET) == 10
         assert os.lseek(fd, 5, os.SEEK_CUR) == 15
         assert os.lseek(fd, -5, os.SEEK_CUR) == 10
@@ -102,8 +86,6 @@ def test_lseek_whences():
         # Past the end is allowed: reads there find nothing.
         assert os.lseek(fd, 1000, os.SEEK_END) == 1100
         assert os.read(fd, 10) == b""
-    finally:
-        os.close(fd)
 
 
 @pytest.mark.parametrize("offset, whence", [
@@ -114,26 +96,20 @@ def test_lseek_whences():
 ])
 def test_lseek_to_a_negative_or_overflowing_position_is_einval(offset, whence):
     write_dev(dev(0), b"x" * 100)
-    fd = os.open(dev(0), os.O_RDONLY)
-    try:
+    with opened(dev(0), os.O_RDONLY) as fd:
         if offset == 1 << 62:
             os.lseek(fd, (1 << 63) - 10, os.SEEK_SET)
         with pytest.raises(OSError) as err:
             os.lseek(fd, offset, whence)
         assert err.value.errno == errno.EINVAL
-    finally:
-        os.close(fd)
 
 
 @pytest.mark.parametrize("whence", [3, 4, 99])  # SEEK_DATA, SEEK_HOLE, nonsense
 def test_lseek_with_unknown_whence_is_einval(whence):
-    fd = os.open(dev(0), os.O_RDONLY)
-    try:
+    with opened(dev(0), os.O_RDONLY) as fd:
         with pytest.raises(OSError) as err:
             os.lseek(fd, 0, whence)
         assert err.value.errno == errno.EINVAL
-    finally:
-        os.close(fd)
 
 
 def test_each_open_file_has_its_own_position():
@@ -195,26 +171,20 @@ def test_dd_round_trip(tmp_path):
 
 def test_readv_and_writev_span_quanta():
     parts = [random_bytes(n, n) for n in (10, QUANTUM, QUANTUM + 3, 1)]
-    fd = os.open(dev(0), os.O_RDWR)
-    try:
+    with opened(dev(0), os.O_RDWR) as fd:
         assert os.writev(fd, parts) == sum(map(len, parts))
         os.lseek(fd, 0, os.SEEK_SET)
         bufs = [bytearray(len(p)) for p in parts]
         assert os.readv(fd, bufs) == sum(map(len, parts))
         assert [bytes(b) for b in bufs] == parts
-    finally:
-        os.close(fd)
 
 
 def test_read_all_helper_sees_written_size():
     data = random_bytes(QUANTUM * 2, 5)
-    fd = os.open(dev(3), os.O_RDWR)
-    try:
+    with opened(dev(3), os.O_RDWR) as fd:
         write_all(fd, data, 1000)
         os.lseek(fd, 0, os.SEEK_SET)
         assert read_all(fd, 3000) == data
-    finally:
-        os.close(fd)
 
 
 @pytest.mark.parametrize("path", [dev(0), "/dev/scullsingle", "/dev/sculluid",

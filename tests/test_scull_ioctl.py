@@ -10,30 +10,11 @@ import sys
 
 import pytest
 
-from conftest import QSET, QUANTUM, REPO, dev, libc
-
-MAGIC = ord("k")
-
-
-def ioc(direction, nr, size=0, magic=MAGIC):
-    # x86 layout: dir in bits 30-31 (1 write, 2 read), size in 16-29, type in 8-15, nr in 0-7.
-    return (direction << 30) | (size << 16) | (magic << 8) | nr
-
-
-def io(nr):
-    return ioc(0, nr)
-
-
-INT = 4
-RESET = io(0)
-S_QUANTUM, S_QSET = ioc(1, 1, INT), ioc(1, 2, INT)
-T_QUANTUM, T_QSET = io(3), io(4)
-G_QUANTUM, G_QSET = ioc(2, 5, INT), ioc(2, 6, INT)
-Q_QUANTUM, Q_QSET = io(7), io(8)
-X_QUANTUM, X_QSET = ioc(3, 9, INT), ioc(3, 10, INT)
-H_QUANTUM, H_QSET = io(11), io(12)
-
-libc.ioctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong]
+from helpers import (INT, IOC_NONE, IOC_READ, IOC_WRITE, QSET, QUANTUM, REPO, SCULL_IOCGQSET,
+                     SCULL_IOCGQUANTUM, SCULL_IOCHQSET, SCULL_IOCHQUANTUM, SCULL_IOCQQSET,
+                     SCULL_IOCQQUANTUM, SCULL_IOCRESET, SCULL_IOCSQSET, SCULL_IOCSQUANTUM,
+                     SCULL_IOCTQSET, SCULL_IOCTQUANTUM, SCULL_IOCXQSET, SCULL_IOCXQUANTUM, dev, ioc,
+                     libc, scullctl)
 
 
 def raw_ioctl(fd, cmd, arg):
@@ -47,7 +28,7 @@ def raw_ioctl(fd, cmd, arg):
 def fd():
     fd = os.open(dev(0), os.O_RDONLY)
     yield fd
-    fcntl.ioctl(fd, RESET)
+    fcntl.ioctl(fd, SCULL_IOCRESET)
     os.close(fd)
 
 
@@ -56,48 +37,48 @@ def get(fd, cmd):
 
 
 def test_get_and_query_give_the_load_time_values(fd):
-    assert get(fd, G_QUANTUM) == QUANTUM
-    assert get(fd, G_QSET) == QSET
-    assert fcntl.ioctl(fd, Q_QUANTUM) == QUANTUM
-    assert fcntl.ioctl(fd, Q_QSET) == QSET
+    assert get(fd, SCULL_IOCGQUANTUM) == QUANTUM
+    assert get(fd, SCULL_IOCGQSET) == QSET
+    assert fcntl.ioctl(fd, SCULL_IOCQQUANTUM) == QUANTUM
+    assert fcntl.ioctl(fd, SCULL_IOCQQSET) == QSET
 
 
 def test_set_through_a_pointer(fd):
-    fcntl.ioctl(fd, S_QUANTUM, struct.pack("i", 123))
-    fcntl.ioctl(fd, S_QSET, struct.pack("i", 45))
-    assert (fcntl.ioctl(fd, Q_QUANTUM), fcntl.ioctl(fd, Q_QSET)) == (123, 45)
+    fcntl.ioctl(fd, SCULL_IOCSQUANTUM, struct.pack("i", 123))
+    fcntl.ioctl(fd, SCULL_IOCSQSET, struct.pack("i", 45))
+    assert (fcntl.ioctl(fd, SCULL_IOCQQUANTUM), fcntl.ioctl(fd, SCULL_IOCQQSET)) == (123, 45)
 
 
 def test_tell_and_shift(fd):
-    assert raw_ioctl(fd, T_QUANTUM, 77) == (0, 0)
-    assert fcntl.ioctl(fd, Q_QUANTUM) == 77
-    assert raw_ioctl(fd, H_QUANTUM, 88) == (77, 0)
-    assert raw_ioctl(fd, H_QSET, 9) == (QSET, 0)
-    assert (get(fd, G_QUANTUM), get(fd, G_QSET)) == (88, 9)
+    assert raw_ioctl(fd, SCULL_IOCTQUANTUM, 77) == (0, 0)
+    assert fcntl.ioctl(fd, SCULL_IOCQQUANTUM) == 77
+    assert raw_ioctl(fd, SCULL_IOCHQUANTUM, 88) == (77, 0)
+    assert raw_ioctl(fd, SCULL_IOCHQSET, 9) == (QSET, 0)
+    assert (get(fd, SCULL_IOCGQUANTUM), get(fd, SCULL_IOCGQSET)) == (88, 9)
 
 
 def test_exchange_through_a_pointer(fd):
     buf = bytearray(struct.pack("i", 321))
-    fcntl.ioctl(fd, X_QUANTUM, buf)
+    fcntl.ioctl(fd, SCULL_IOCXQUANTUM, buf)
     assert struct.unpack("i", buf)[0] == QUANTUM
-    assert fcntl.ioctl(fd, Q_QUANTUM) == 321
+    assert fcntl.ioctl(fd, SCULL_IOCQQUANTUM) == 321
     buf = bytearray(struct.pack("i", 12))
-    fcntl.ioctl(fd, X_QSET, buf)
+    fcntl.ioctl(fd, SCULL_IOCXQSET, buf)
     assert struct.unpack("i", buf)[0] == QSET
-    assert fcntl.ioctl(fd, Q_QSET) == 12
+    assert fcntl.ioctl(fd, SCULL_IOCQQSET) == 12
 
 
 def test_reset_restores_the_load_time_values(fd):
-    raw_ioctl(fd, T_QUANTUM, 5)
-    raw_ioctl(fd, T_QSET, 6)
-    fcntl.ioctl(fd, RESET)
-    assert (fcntl.ioctl(fd, Q_QUANTUM), fcntl.ioctl(fd, Q_QSET)) == (QUANTUM, QSET)
+    raw_ioctl(fd, SCULL_IOCTQUANTUM, 5)
+    raw_ioctl(fd, SCULL_IOCTQSET, 6)
+    fcntl.ioctl(fd, SCULL_IOCRESET)
+    assert (fcntl.ioctl(fd, SCULL_IOCQQUANTUM), fcntl.ioctl(fd, SCULL_IOCQQSET)) == (QUANTUM, QSET)
 
 
 def test_new_sizes_apply_from_the_next_trim(fd):
     """With quantum 1 and qset 1 a device holds at most 2**20 bytes (2**20 qsets)."""
-    raw_ioctl(fd, T_QUANTUM, 1)
-    raw_ioctl(fd, T_QSET, 1)
+    raw_ioctl(fd, SCULL_IOCTQUANTUM, 1)
+    raw_ioctl(fd, SCULL_IOCTQSET, 1)
     w = os.open(dev(0), os.O_RDWR)  # not a trim: the device keeps the old layout
     try:
         assert os.pwrite(w, b"x", 1 << 20) == 1
@@ -111,38 +92,41 @@ def test_new_sizes_apply_from_the_next_trim(fd):
         assert err.value.errno == errno.EFBIG
     finally:
         os.close(w)
-    fcntl.ioctl(fd, RESET)
+    fcntl.ioctl(fd, SCULL_IOCRESET)
     os.close(os.open(dev(0), os.O_WRONLY))
 
 
 @pytest.mark.parametrize("cmd, arg", [
-    (T_QUANTUM, 0), (T_QUANTUM, -1), (T_QUANTUM, (16 << 20) + 1), (T_QUANTUM, 1 << 31),
-    (T_QUANTUM, 1 << 40), (T_QSET, 0), (T_QSET, (1 << 20) + 1), (H_QSET, -5),
+    (SCULL_IOCTQUANTUM, 0), (SCULL_IOCTQUANTUM, -1), (SCULL_IOCTQUANTUM, (16 << 20) + 1),
+    (SCULL_IOCTQUANTUM, 1 << 31), (SCULL_IOCTQUANTUM, 1 << 40), (SCULL_IOCTQSET, 0),
+    (SCULL_IOCTQSET, (1 << 20) + 1), (SCULL_IOCHQSET, -5),
 ])
 def test_values_rejected_as_load_parameters_are_einval(fd, cmd, arg):
     assert raw_ioctl(fd, cmd, arg) == (-1, errno.EINVAL)
-    assert (fcntl.ioctl(fd, Q_QUANTUM), fcntl.ioctl(fd, Q_QSET)) == (QUANTUM, QSET)
+    assert (fcntl.ioctl(fd, SCULL_IOCQQUANTUM), fcntl.ioctl(fd, SCULL_IOCQQSET)) == (QUANTUM, QSET)
 
 
 def test_quantum_times_qset_too_large_is_einval(fd):
-    assert raw_ioctl(fd, T_QUANTUM, 16 << 20) == (0, 0)
-    assert raw_ioctl(fd, T_QSET, 1 << 20) == (-1, errno.EINVAL)
+    assert raw_ioctl(fd, SCULL_IOCTQUANTUM, 16 << 20) == (0, 0)
+    assert raw_ioctl(fd, SCULL_IOCTQSET, 1 << 20) == (-1, errno.EINVAL)
     with pytest.raises(OSError) as err:
-        fcntl.ioctl(fd, S_QSET, struct.pack("i", 1 << 20))
+        fcntl.ioctl(fd, SCULL_IOCSQSET, struct.pack("i", 1 << 20))
     assert err.value.errno == errno.EINVAL
-    assert fcntl.ioctl(fd, Q_QSET) == QSET
+    assert fcntl.ioctl(fd, SCULL_IOCQQSET) == QSET
 
 
-@pytest.mark.parametrize("cmd", [G_QUANTUM, G_QSET, S_QUANTUM, S_QSET, X_QUANTUM, X_QSET])
+@pytest.mark.parametrize("cmd", [SCULL_IOCGQUANTUM, SCULL_IOCGQSET, SCULL_IOCSQUANTUM,
+                                 SCULL_IOCSQSET, SCULL_IOCXQUANTUM, SCULL_IOCXQSET])
 def test_bad_pointers_are_efault(fd, cmd):
     assert raw_ioctl(fd, cmd, 16) == (-1, errno.EFAULT)
-    assert (fcntl.ioctl(fd, Q_QUANTUM), fcntl.ioctl(fd, Q_QSET)) == (QUANTUM, QSET)
+    assert (fcntl.ioctl(fd, SCULL_IOCQQUANTUM), fcntl.ioctl(fd, SCULL_IOCQQSET)) == (QUANTUM, QSET)
 
 
 @pytest.mark.parametrize("cmd", [
-    ioc(0, 13), ioc(0, 0xff), ioc(0, 0, magic=ord("j")), ioc(0, 7, magic=ord("q")),
-    ioc(1, 1, 8),  # S_QUANTUM with the size of a long
-    ioc(2, 1, INT),  # S_QUANTUM's number with G's direction
+    ioc(IOC_NONE, 13), ioc(IOC_NONE, 0xff), ioc(IOC_NONE, 0, magic=ord("j")),
+    ioc(IOC_NONE, 7, magic=ord("q")),
+    ioc(IOC_WRITE, 1, 8),  # SCULL_IOCSQUANTUM with the size of a long
+    ioc(IOC_READ, 1, INT),  # SCULL_IOCSQUANTUM's number with G's direction
 ])
 def test_unknown_commands_are_enotty(fd, cmd):
     assert raw_ioctl(fd, cmd, 0) == (-1, errno.ENOTTY)
@@ -164,13 +148,14 @@ print(" ".join(results))
 
 def test_setting_needs_cap_sys_admin(fd):
     """As user nobody: every command that sets gets EPERM, before any pointer is read."""
-    cmds = [(T_QUANTUM, 10), (H_QSET, 10), (RESET, 0), (S_QUANTUM, 16), (X_QSET, 16),
-            (Q_QUANTUM, 0), (Q_QSET, 0)]
+    cmds = [(SCULL_IOCTQUANTUM, 10), (SCULL_IOCHQSET, 10), (SCULL_IOCRESET, 0),
+            (SCULL_IOCSQUANTUM, 16), (SCULL_IOCXQSET, 16), (SCULL_IOCQQUANTUM, 0),
+            (SCULL_IOCQQSET, 0)]
     out = subprocess.run([sys.executable, "-c", UNPRIVILEGED, dev(0),
                           *[f"{c:x}:{a}" for c, a in cmds]],
                          capture_output=True, text=True, check=True).stdout.split()
     assert out == [f"-1/{errno.EPERM}"] * 5 + [f"{QUANTUM}/0", f"{QSET}/0"]
-    assert fcntl.ioctl(fd, Q_QUANTUM) == QUANTUM
+    assert fcntl.ioctl(fd, SCULL_IOCQQUANTUM) == QUANTUM
 
 
 C_PROGRAM = r"""
@@ -206,17 +191,12 @@ def test_c_header_matches(fd, tmp_path, bits):
     assert out.split() == [str(QUANTUM), str(QUANTUM), str(QSET), "250"]
 
 
-def scullctl(*args):
-    return subprocess.run([sys.executable, os.path.join(REPO, "scripts", "scullctl"), *args],
-                          capture_output=True, text=True)
-
-
 def test_scullctl_round_trip(fd):
     assert scullctl("show").stdout == f"quantum {QUANTUM}\nqset {QSET}\n"
-    assert scullctl("set", "quantum", "512").returncode == 0
-    assert scullctl("--device", dev(2), "set", "qset", "64").returncode == 0
+    scullctl("set", "quantum", "512")
+    scullctl("--device", dev(2), "set", "qset", "64")
     assert scullctl("show").stdout == "quantum 512\nqset 64\n"
-    bad = scullctl("set", "qset", "0")
+    bad = scullctl("set", "qset", "0", check=False)
     assert bad.returncode == 1 and "Invalid argument" in bad.stderr
-    assert scullctl("reset").returncode == 0
+    scullctl("reset")
     assert scullctl("show").stdout == f"quantum {QUANTUM}\nqset {QSET}\n"

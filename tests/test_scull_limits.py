@@ -4,7 +4,7 @@ import errno
 import os
 import subprocess
 
-from conftest import dev, read_dev, write_dev
+from helpers import dev, opened, read_dev, write_dev
 
 SCULLMEM = "/proc/scullmem"
 
@@ -34,8 +34,7 @@ def test_writes_past_the_limit_move_what_fits_then_get_enospc(scull_params):
     # the array's first slot: 100000 + 24000 + 24 bytes.
     scull_params("scull_quantum=1000", "scull_mem_limit=124024")
     assert totals()["limit"] == 124024
-    fd = os.open(dev(0), os.O_RDWR)
-    try:
+    with opened(dev(0), os.O_RDWR) as fd:
         assert os.write(fd, bytes(150_000)) == 100_000
         assert totals()["used"] == 124024
         try:
@@ -45,19 +44,14 @@ def test_writes_past_the_limit_move_what_fits_then_get_enospc(scull_params):
             assert err.errno == errno.ENOSPC
         # Overwriting what is there costs nothing new.
         assert os.pwrite(fd, b"y" * 5000, 0) == 5000
-    finally:
-        os.close(fd)
     # Every device draws from the same budget, the access devices too.
     for path in (dev(1), "/dev/scullsingle"):
-        fd = os.open(path, os.O_WRONLY)
-        try:
+        with opened(path, os.O_WRONLY) as fd:
             try:
                 os.write(fd, b"z")
                 raise AssertionError(f"{path} wrote past the shared limit")
             except OSError as err:
                 assert err.errno == errno.ENOSPC
-        finally:
-            os.close(fd)
     # Trimming gives the memory back, and writes work again.
     os.close(os.open(dev(0), os.O_WRONLY))
     assert totals()["used"] == 0

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from conftest import dev, new_log, read_dev, script, write_dev
+from helpers import dev, new_log, opened, read_dev, script, write_dev
 
 
 def proc_devices_major(name="scull"):
@@ -36,13 +36,10 @@ def test_tiny_quantum_and_qset(scull_params):
     write_dev(dev(0), data, 333)
     assert read_dev(dev(0), 777) == data
     # With one byte per quantum and one quantum per set, 2**20 sets bound the device.
-    fd = os.open(dev(0), os.O_RDWR)
-    try:
+    with opened(dev(0), os.O_RDWR) as fd:
         assert os.pwrite(fd, b"ab", (1 << 20) - 1) == 1
         with pytest.raises(OSError):
             os.pwrite(fd, b"c", 1 << 20)
-    finally:
-        os.close(fd)
 
 
 def test_other_device_count_and_first_minor(scull_params):
@@ -113,12 +110,9 @@ def test_pipe_count_and_buffer_size(scull_params):
     # Minors: scull 0-1, pipes 2-3, then the access devices.
     assert os.minor(os.stat("/dev/scullpipe0").st_rdev) == 2
     assert os.minor(os.stat("/dev/scullpriv").st_rdev) == 7
-    fd = os.open("/dev/scullpipe1", os.O_RDWR | os.O_NONBLOCK)
-    try:
+    with opened("/dev/scullpipe1", os.O_RDWR | os.O_NONBLOCK) as fd:
         assert os.write(fd, b"x" * 100) == 10
         assert os.read(fd, 100) == b"x" * 10
-    finally:
-        os.close(fd)
 
 
 def test_unload_removes_every_node_and_link(scull_params):
@@ -136,13 +130,10 @@ def test_quantum_times_qset_overflow_is_refused(scull_params, log_since):
 
 
 def test_module_cannot_be_removed_while_a_device_is_open():
-    fd = os.open(dev(0), os.O_RDONLY)
-    try:
+    with opened(dev(0), os.O_RDONLY):
         result = subprocess.run(["rmmod", "scull"], capture_output=True, text=True)
         assert result.returncode != 0
         assert "in use" in result.stderr
-    finally:
-        os.close(fd)
 
 
 def test_load_script_reads_numbers_as_the_kernel_does(scull_params):
@@ -158,11 +149,8 @@ def test_load_script_reads_numbers_as_the_kernel_does(scull_params):
     assert os.minor(os.stat("/dev/scullpriv").st_rdev) == 29
     write_dev(dev(7), b"eight devices")
     assert read_dev(dev(7)) == b"eight devices"
-    fd = os.open("/dev/scullpipe1", os.O_RDWR | os.O_NONBLOCK)
-    try:
+    with opened("/dev/scullpipe1", os.O_RDWR | os.O_NONBLOCK) as fd:
         assert os.write(fd, b"pipe") == 4 and os.read(fd, 10) == b"pipe"
-    finally:
-        os.close(fd)
 
 
 @pytest.mark.parametrize("value", ["08", "0x", "ten", "4k"])

@@ -14,7 +14,7 @@ import threading
 import pytest
 
 import blocking
-from conftest import dev
+from helpers import dev, libc, opened
 from signalled import signal_sleeper
 
 PIPE = "/dev/scullpipe0"
@@ -45,6 +45,11 @@ def empty_pipes():
 
 def open_pipe(flags=os.O_RDWR, n=0):
     return os.open(pipe_dev(n), flags)
+
+
+def pipe_opened(flags=os.O_RDWR, n=0):
+    """scullpipe `n` opened with `flags` for the body of a `with` statement."""
+    return opened(pipe_dev(n), flags)
 
 
 def in_thread(target, *args):
@@ -117,20 +122,16 @@ def test_write_sleeps_while_full_and_a_read_wakes_it():
 
 
 def test_nonblocking_gets_eagain_both_ways():
-    fd = open_pipe(os.O_RDWR | os.O_NONBLOCK)
-    try:
+    with pipe_opened(os.O_RDWR | os.O_NONBLOCK) as fd:
         with pytest.raises(BlockingIOError):
             os.read(fd, 10)
         fill(fd)
         with pytest.raises(BlockingIOError):
             os.write(fd, b"x")
-    finally:
-        os.close(fd)
 
 
 def test_data_order_is_kept_across_the_ring_wrap():
-    fd = open_pipe(os.O_RDWR | os.O_NONBLOCK)
-    try:
+    with pipe_opened(os.O_RDWR | os.O_NONBLOCK) as fd:
         sent, received = bytearray(), bytearray()
         for size in (1500, 2999, 3999, 4000, 1, 3333):
             chunk = os.urandom(size)
@@ -138,36 +139,27 @@ def test_data_order_is_kept_across_the_ring_wrap():
             sent += chunk
             received += os.read(fd, 10000)
         assert received == sent
-    finally:
-        os.close(fd)
 
 
 def test_zero_length_calls_and_bad_buffers():
-    fd = open_pipe(os.O_RDWR | os.O_NONBLOCK)
-    try:
+    with pipe_opened(os.O_RDWR | os.O_NONBLOCK) as fd:
         assert os.read(fd, 0) == b""
         assert os.write(fd, b"") == 0
-        libc = ctypes.CDLL(None, use_errno=True)
         assert libc.write(fd, ctypes.c_void_p(16), 10) == -1
         assert ctypes.get_errno() == errno.EFAULT
         os.write(fd, b"data")
         assert libc.read(fd, ctypes.c_void_p(16), 10) == -1
         assert ctypes.get_errno() == errno.EFAULT
         assert os.read(fd, 10) == b"data"
-    finally:
-        os.close(fd)
 
 
 def test_not_seekable():
-    fd = open_pipe()
-    try:
+    with pipe_opened() as fd:
         for call in (lambda: os.lseek(fd, 0, os.SEEK_SET), lambda: os.pread(fd, 1, 0),
                      lambda: os.pwrite(fd, b"x", 0)):
             with pytest.raises(OSError) as err:
                 call()
             assert err.value.errno == errno.ESPIPE
-    finally:
-        os.close(fd)
 
 
 # poll and epoll report only the events asked for.
@@ -196,8 +188,7 @@ def epoll_events(fd):
 
 
 def test_poll_select_and_epoll_in_every_state():
-    fd = open_pipe(os.O_RDWR | os.O_NONBLOCK)
-    try:
+    with pipe_opened(os.O_RDWR | os.O_NONBLOCK) as fd:
         # Empty: writable only.
         assert poll_events(fd) == select.POLLOUT | select.POLLWRNORM
         assert select_ready(fd) == (False, True)
@@ -212,8 +203,6 @@ def test_poll_select_and_epoll_in_every_state():
         assert poll_events(fd) == select.POLLIN | select.POLLRDNORM
         assert select_ready(fd) == (True, False)
         assert epoll_events(fd) == select.EPOLLIN | select.EPOLLRDNORM
-    finally:
-        os.close(fd)
 
 
 @pytest.mark.parametrize("waiter", ["poll", "select", "epoll"])
@@ -306,8 +295,7 @@ def test_a_file_closed_with_fasync_on_leaves_the_queue():
     are queued one per send, never merged), and a write must send exactly the open file's."""
     closed_sig, open_sig = signal.SIGRTMIN + 1, signal.SIGRTMIN + 2
     watched = (signal.SIGIO, closed_sig, open_sig)
-    writer_fd = open_pipe(os.O_WRONLY)
-    try:
+    with pipe_opened(os.O_WRONLY) as writer_fd:
         with signals_blocked(*watched) as strays:
             for _ in range(3):
                 fd = open_pipe(os.O_RDONLY | os.O_NONBLOCK)
@@ -325,8 +313,6 @@ def test_a_file_closed_with_fasync_on_leaves_the_queue():
             os.write(writer_fd, b"two")
             assert take_pending(*watched) == []
         assert strays == []
-    finally:
-        os.close(writer_fd)
 
 
 def test_signals_end_sleeps():
@@ -348,11 +334,8 @@ def test_signal_with_sa_restart_resumes_the_read():
     """With SA_RESTART the handler runs during the sleep, the read sleeps again, and a write
     completes it with the data."""
     def feed():
-        fd = open_pipe(os.O_WRONLY | os.O_NONBLOCK)
-        try:
+        with pipe_opened(os.O_WRONLY | os.O_NONBLOCK) as fd:
             assert os.write(fd, b"resumed") == 7
-        finally:
-            os.close(fd)
     result, err, handlers, data = signal_sleeper("read", PIPE, blocking.SYS_READ, restart=True,
                                                  wake=feed)
     assert (result, err, handlers, data) == (7, "-", 1, b"resumed")

@@ -3,14 +3,12 @@ memory they cost, and totals, checked against what the tests wrote."""
 
 import os
 import stat
-import subprocess
-import sys
 import threading
 import time
 
 import pytest
 
-from conftest import NR_DEVS, QSET, QUANTUM, REPO, dev, script, write_dev
+from helpers import NR_DEVS, QSET, QUANTUM, dev, opened, script, scullctl, write_dev
 
 SCULLMEM = "/proc/scullmem"
 SCULLSEQ = "/proc/scullseq"
@@ -20,16 +18,13 @@ SLOT = 24
 
 
 def read_view(path, chunk=1 << 16):
-    fd = os.open(path, os.O_RDONLY)
-    try:
+    with opened(path, os.O_RDONLY) as fd:
         parts = []
         while True:
             part = os.read(fd, chunk)
             if not part:
                 return b"".join(parts).decode()
             parts.append(part)
-    finally:
-        os.close(fd)
 
 
 def parse(text):
@@ -70,11 +65,8 @@ def check_totals(rows):
 
 
 def write_at(path, offset, data):
-    fd = os.open(path, os.O_RDWR)
-    try:
+    with opened(path, os.O_RDWR) as fd:
         assert os.pwrite(fd, data, offset) == len(data)
-    finally:
-        os.close(fd)
 
 
 @pytest.mark.parametrize("path", [SCULLMEM, SCULLSEQ])
@@ -88,11 +80,8 @@ def test_views_are_read_only_and_list_every_device(path):
     assert rows["total"] == {"devices": NR_DEVS, "size": 0, "allocated": 0, "qsets": 0,
                              "quanta": 0, "limit": rows["total"]["limit"], "used": 0}
     with pytest.raises(OSError):
-        fd = os.open(path, os.O_WRONLY)
-        try:
+        with opened(path, os.O_WRONLY) as fd:
             os.write(fd, b"1")
-        finally:
-            os.close(fd)
 
 
 def test_views_match_what_was_written():
@@ -148,13 +137,10 @@ def test_small_reads_and_seeks_give_the_same_text(path, chunk):
     whole = read_view(path)
     assert parse(whole)["scull3"]["quanta"] == 2
     assert read_view(path, chunk) == whole
-    fd = os.open(path, os.O_RDONLY)
-    try:
+    with opened(path, os.O_RDONLY) as fd:
         for offset in (len(whole) // 2, len(whole) - 1, len(whole), 3):
             assert os.lseek(fd, offset, os.SEEK_SET) == offset
             assert os.read(fd, 1 << 16).decode() == whole[offset:]
-    finally:
-        os.close(fd)
 
 
 def test_views_stay_consistent_while_writers_run(log_since):
@@ -167,12 +153,9 @@ def test_views_stay_consistent_while_writers_run(log_since):
         chunk = bytes([ord("a") + n]) * 65536
         try:
             while not stop.is_set():
-                fd = os.open(dev(n), os.O_WRONLY)
-                try:
+                with opened(dev(n), os.O_WRONLY) as fd:
                     for _ in range(40):
                         os.write(fd, chunk)
-                finally:
-                    os.close(fd)
         except OSError as err:
             errors.append(err)
 
@@ -200,18 +183,11 @@ def test_views_stay_consistent_while_writers_run(log_since):
     assert not errors, errors[:3]
 
 
-def scullctl(*args):
-    result = subprocess.run([sys.executable, os.path.join(REPO, "scripts", "scullctl"), *args],
-                            capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    return result.stdout
-
-
 def test_scullctl_mem_shows_the_view():
     write_dev(dev(1), b"m" * 8000)
-    assert scullctl("mem", "--raw") == read_view(SCULLMEM)
-    assert scullctl("mem", "--seq", "--raw") == read_view(SCULLSEQ)
-    table = scullctl("mem").splitlines()
+    assert scullctl("mem", "--raw").stdout == read_view(SCULLMEM)
+    assert scullctl("mem", "--seq", "--raw").stdout == read_view(SCULLSEQ)
+    table = scullctl("mem").stdout.splitlines()
     assert table[0].split() == ["device", "quantum", "qset", "size", "allocated", "qsets",
                                 "quanta", "overhead"]
     scull1 = table[2].split()

@@ -10,7 +10,7 @@ import time
 import pytest
 
 import blocking
-from conftest import dev
+from helpers import dev, opened
 
 # What the issue asks: a killed task is gone within this.
 KILLED_WITHIN_S = 1.0
@@ -71,20 +71,14 @@ def test_sigkill_ends_a_long_call_at_once(scull_params, call):
     if call == "read":
         # A device of SIZE bytes that is all hole but its last byte: reading it walks
         # SIZE / 16 quanta without the cost of writing them first.
-        fd = os.open(dev(0), os.O_WRONLY)
-        try:
+        with opened(dev(0), os.O_WRONLY) as fd:
             assert os.pwrite(fd, b"z", SIZE - 1) == 1
-        finally:
-            os.close(fd)
     took = kill_during(dev(0), call, SIZE)
     assert took < KILLED_WITHIN_S, f"a killed {call} took {took:.2f} s to end"
     # The device still works.
-    fd = os.open(dev(0), os.O_RDWR)
-    try:
+    with opened(dev(0), os.O_RDWR) as fd:
         assert os.pwrite(fd, b"alive", 0) == 5
         assert os.pread(fd, 5, 0) == b"alive"
-    finally:
-        os.close(fd)
 
 
 PIPE_CALLER = r"""

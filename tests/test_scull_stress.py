@@ -10,7 +10,7 @@ import pytest
 
 import kcheck
 import multithread_write
-from conftest import QUANTUM, dev, new_log
+from helpers import QUANTUM, dev, new_log
 
 
 @pytest.mark.timeout(600)

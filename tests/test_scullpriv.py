@@ -1,7 +1,6 @@
 """scullpriv's lifetime: a device per terminal and session, never handed to a later session,
 created only by a writer, and bounded per user."""
 
-import errno
 import fcntl
 import grp
 import os
@@ -9,70 +8,45 @@ import termios
 
 import pytest
 
+from helpers import HeldOpen
+
 PRIV = "/dev/scullpriv"
 NOBODY = 65534
 MAX_PER_USER = 16                   # scull_access.rs
 
 
-class Session:
+class Session(HeldOpen):
     """A forked process in a session of its own, whose controlling terminal is the pty slave
     `slave` (a new pty if None). It opens scullpriv with `flags`, writes `write` if given,
     reads what the device holds, reports, and keeps the file open until told to go."""
 
     def __init__(self, flags, write=None, uid=None, slave=None):
-        report_r, report_w = os.pipe()
-        go_r, go_w = os.pipe()
-        self.pid = os.fork()
-        if self.pid == 0:
-            status = "ok"
-            try:
-                for fd in map(int, os.listdir("/proc/self/fd")):
-                    if fd > 2 and fd not in (report_w, go_r):
-                        try:
-                            os.close(fd)
-                        except OSError:
-                            pass
-                os.setsid()
-                if slave is None:
-                    _, tty = os.openpty()
-                else:
-                    tty = os.open(slave, os.O_RDWR)
-                fcntl.ioctl(tty, termios.TIOCSCTTY, 0)
-                if uid is not None:
-                    # The nodes are group staff (or wheel), mode 664: join it to write.
-                    os.setgroups([grp.getgrgid(os.stat(PRIV).st_gid).gr_gid])
-                    os.setgid(uid)
-                    os.setuid(uid)
-                fd = os.open(PRIV, flags)
-                if write is not None:
-                    os.write(fd, write)
-                reader = os.open(PRIV, os.O_RDONLY)
-                status += " " + os.read(reader, 100).decode()
-                os.close(reader)
-            except OSError as err:
-                status = errno.errorcode[err.errno]
-            os.write(report_w, status.encode() + b"\n")
-            os.read(go_r, 1)
-            os._exit(0)
-        os.close(report_w)
-        os.close(go_r)
-        self.report = os.fdopen(report_r)
-        self.go = go_w
-
-    def status(self):
-        return self.report.readline().strip()
-
-    def end(self):
-        os.write(self.go, b"x")
-        os.close(self.go)
-        os.waitpid(self.pid, 0)
-        self.report.close()
+        def use_device():
+            os.setsid()
+            if slave is None:
+                _, tty = os.openpty()
+            else:
+                tty = os.open(slave, os.O_RDWR)
+            fcntl.ioctl(tty, termios.TIOCSCTTY, 0)
+            if uid is not None:
+                # The nodes are group staff (or wheel), mode 664: join it to write.
+                os.setgroups([grp.getgrgid(os.stat(PRIV).st_gid).gr_gid])
+                os.setgid(uid)
+                os.setuid(uid)
+            fd = os.open(PRIV, flags)
+            if write is not None:
+                os.write(fd, write)
+            reader = os.open(PRIV, os.O_RDONLY)
+            status = "ok " + os.read(reader, 100).decode()
+            os.close(reader)
+            return status
+        super().__init__(use_device)
 
 
 def run(*args, **kwargs):
     session = Session(*args, **kwargs)
     status = session.status()
-    session.end()
+    session.finish()
     return status
 
 
@@ -102,7 +76,7 @@ def test_a_read_only_open_creates_no_device_and_each_user_is_bounded():
         assert run(os.O_WRONLY, write=b"root's") == "ok root's"
     finally:
         for session in held:
-            session.end()
+            session.finish()
     # Sessions that ended gave their devices up.
     assert run(os.O_WRONLY, write=b"again", uid=NOBODY) == "ok again"
 
