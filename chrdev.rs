@@ -405,12 +405,23 @@ impl<T: Operations> Registration<T> {
     }
 }
 
+/// Offsets into C structures that bindgen cannot name stably, measured by the C compiler
+/// from `c_checks.c` while the module builds (see `Kbuild`).
+mod c_offsets {
+    include!("c_checks.rsi");
+}
+
+// A smaller `struct inode` than the offset says would mean `c_checks.rsi` came from other
+// headers than the bindings: fail the build rather than read past the structure.
+const _: () = assert!(
+    c_offsets::INODE_I_CDEV + size_of::<*mut bindings::cdev>() <= size_of::<bindings::inode>()
+);
+
 /// The cdev that `chrdev_open` found for `inode` (C's `inode->i_cdev`).
 ///
 /// `i_cdev` sits in an anonymous union of `struct inode`, which bindgen names
-/// `__bindgen_anon_N` by position: this is the one place that names it. A renumbering cannot
-/// make the read wrong, only the build fail: the field must be called `i_cdev` and be a
-/// `*mut cdev`, and C field names are unique across a structure and its anonymous unions.
+/// `__bindgen_anon_N` by position. Rather than depend on that numbering, the offset comes
+/// from the C compiler (`c_checks.c`), which also checks that the field is a `struct cdev *`.
 ///
 /// The alternatives are worse:
 ///
@@ -432,8 +443,16 @@ impl<T: Operations> Registration<T> {
 /// `i_cdev` and holds a reference to the cdev until the file's release).
 unsafe fn inode_cdev(inode: *mut bindings::inode) -> *mut bindings::cdev {
     // SAFETY: The caller's requirement: `inode` is valid, and for a char-device inode the
-    // union holds `i_cdev`, which `chrdev_open` set.
-    unsafe { (*inode).__bindgen_anon_5.i_cdev }
+    // union at `INODE_I_CDEV` holds `i_cdev`, which `chrdev_open` set. The C compiler measured
+    // that offset in `struct inode` and checked the field's type, `struct cdev *`; the offset
+    // is within the structure (checked above) and pointer-aligned, as a pointer field is.
+    unsafe {
+        inode
+            .cast::<u8>()
+            .add(c_offsets::INODE_I_CDEV)
+            .cast::<*mut bindings::cdev>()
+            .read()
+    }
 }
 
 #[pinned_drop]

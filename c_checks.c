@@ -1,0 +1,53 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * What scull's Rust code reaches without bindgen, checked by the C compiler against the real
+ * headers.
+ *
+ * Linux 7.3's Rust bindings lack three things scull needs: a stable name for inode->i_cdev
+ * (bindgen calls the anonymous union around it __bindgen_anon_N, numbered by position) and
+ * the prototypes of five exported functions (procfs.rs, tty.rs). Upstream, a C helper in
+ * rust/helpers/ would cover both, but no C object can be linked into scull.ko while its crate
+ * root is scull.rs (see README.md). So, like the kernel's asm-offsets.c, this file is compiled
+ * to assembly only, never linked: Kbuild turns each DEFINE() below into a Rust constant in
+ * c_checks.rsi, which chrdev.rs includes, and every static_assert() fails the build when a
+ * header stops matching what the Rust code assumes.
+ */
+
+#include <linux/build_bug.h>
+#include <linux/cdev.h>
+#include <linux/compiler.h>
+#include <linux/fs.h>
+#include <linux/kbuild.h>
+#include <linux/proc_fs.h>
+#include <linux/seq_file.h>
+#include <linux/stddef.h>
+#include <linux/tty.h>
+
+/* chrdev.rs reads `struct cdev *` at this offset; the type check keeps that read right. */
+static_assert(__same_type(((struct inode *)NULL)->i_cdev, struct cdev *));
+
+/*
+ * The prototypes procfs.rs and tty.rs declare by hand, each copied here in C: a header
+ * change fails the build here, and the Rust declaration beside its header reference is the
+ * one line to change with it.
+ */
+static_assert(__same_type(&proc_create_single_data,
+			  struct proc_dir_entry *(*)(const char *, umode_t,
+						     struct proc_dir_entry *,
+						     int (*)(struct seq_file *, void *),
+						     void *)));
+static_assert(__same_type(&proc_create_seq_private,
+			  struct proc_dir_entry *(*)(const char *, umode_t,
+						     struct proc_dir_entry *,
+						     const struct seq_operations *,
+						     unsigned int, void *)));
+static_assert(__same_type(&proc_remove, void (*)(struct proc_dir_entry *)));
+static_assert(__same_type(&get_current_tty, struct tty_struct *(*)(void)));
+static_assert(__same_type(&tty_devnum, dev_t (*)(struct tty_struct *)));
+static_assert(__same_type(&tty_kref_put, void (*)(struct tty_struct *)));
+
+/* Never called: the compiler only has to emit its DEFINE() markers into c_checks.s. */
+static void __used scull_c_checks(void)
+{
+	DEFINE(INODE_I_CDEV, offsetof(struct inode, i_cdev));
+}
