@@ -20,9 +20,10 @@
 //! Why not a C file of helpers, compiled against the header, as `rust/helpers/` does in the
 //! kernel: Kbuild can link several objects into a module only under a name that none of them
 //! has (`scull-y := ...` cannot contain `scull.o`), and the crate root must stay `scull.rs`,
-//! the module `scull.ko`. So nothing written in C can be linked into `scull.ko`, and the
-//! prototypes cannot be checked by a compiler: a wrong one is a wrong call. They are few,
-//! short, and stable since Linux 4.18.
+//! the module `scull.ko`. So nothing written in C can be linked into `scull.ko`. Instead
+//! `c_checks.c`, compiled but never linked, holds the same prototypes in C and
+//! `static_assert`s each against the header: when the header changes, the build fails there
+//! rather than a call going wrong. The prototypes are few, short, and stable since Linux 4.18.
 //!
 //! C header: [`include/linux/proc_fs.h`](srctree/include/linux/proc_fs.h)
 //!

@@ -16,7 +16,8 @@
 //! cites, because nothing written in C can be linked into `scull.ko`: Kbuild links several
 //! objects into a module only under a name that none of them has, and the crate root must stay
 //! `scull.rs`. So a C helper compiled against the header, as `rust/helpers/` does in the
-//! kernel, is not an option, and no compiler checks the prototypes.
+//! kernel, is not an option. `c_checks.c`, compiled but never linked, `static_assert`s the
+//! same prototypes against the header instead, so a header change fails the build.
 //!
 //! C headers: [`include/linux/tty.h`](srctree/include/linux/tty.h),
 //! [`include/linux/pid.h`](srctree/include/linux/pid.h)
