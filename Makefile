@@ -113,7 +113,8 @@ lint:
 	pyflakes3 $(PYTHON_SOURCES)
 	@set -e; scratch=$$(mktemp -d "$${TMPDIR:-/tmp}/scull-lint.XXXXXX"); \
 	trap 'rm -rf "$$scratch"' EXIT; \
-	find . -name .git -prune -o -type f \( -name Kbuild -o -name '*.rs' -o -name '*.h' -o -name '*.c' \) \
+	find . -name .git -prune -o -type f \
+		\( -name Kbuild -o -name '*.rs' -o -name '*.h' -o -name '*.c' \) \
 		-exec cp --parents -t "$$scratch" {} +; \
 	echo "clippy build in $$scratch"; \
 	$(MAKE) -C $(KDIR) M=$$scratch $(if $(LLVM),LLVM=$(LLVM)) CLIPPY=1 KRUSTFLAGS=-Dwarnings modules; \

@@ -3,14 +3,15 @@
  * What scull's Rust code reaches without bindgen, checked by the C compiler against the real
  * headers.
  *
- * Linux 7.3's Rust bindings lack three things scull needs: a stable name for inode->i_cdev
- * (bindgen calls the anonymous union around it __bindgen_anon_N, numbered by position) and
- * the prototypes of five exported functions (procfs.rs, tty.rs). Upstream, a C helper in
- * rust/helpers/ would cover both, but no C object can be linked into scull.ko while its crate
- * root is scull.rs (see README.md). So, like the kernel's asm-offsets.c, this file is compiled
- * to assembly only, never linked: Kbuild turns each DEFINE() below into a Rust constant in
- * c_checks.rsi, which chrdev.rs includes, and every static_assert() fails the build when a
- * header stops matching what the Rust code assumes.
+ * Linux 7.3's Rust bindings lack a stable name for inode->i_cdev (bindgen calls the anonymous
+ * union around it __bindgen_anon_N, numbered by position) and the prototypes of six exported
+ * functions that procfs.rs and tty.rs need. Upstream, a C helper in rust/helpers/ would cover
+ * both, but no C object can be linked into scull.ko: Kbuild links several objects into a
+ * module only under a name that none of them has (scull-y := ... cannot contain scull.o), and
+ * the crate root must stay scull.rs, whose object is scull.o. So, like the kernel's
+ * asm-offsets.c, this file is compiled to assembly only, never linked: Kbuild turns each
+ * DEFINE() below into a Rust constant in c_checks.rsi, which chrdev.rs includes, and every
+ * static_assert() fails the build when a header stops matching what the Rust code assumes.
  */
 
 #include <linux/build_bug.h>

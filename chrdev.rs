@@ -434,8 +434,7 @@ const _: () = assert!(
 /// - Looking the registration up by `inode->i_rdev` needs a global, locked map of device
 ///   numbers to registrations: a copy of the kernel's own `cdev_map`.
 /// - A C helper returning `inode->i_cdev`, as `rust/helpers/` would hold upstream, cannot be
-///   linked into `scull.ko`: Kbuild builds a module from several objects only under a name
-///   that none of them has, and the crate root must stay `scull.rs`.
+///   linked into `scull.ko` (`c_checks.c` says why).
 ///
 /// # Safety
 ///

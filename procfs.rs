@@ -17,13 +17,10 @@
 //! configuration), and they take `struct seq_operations` and `struct seq_file`, which the
 //! bindings do have.
 //!
-//! Why not a C file of helpers, compiled against the header, as `rust/helpers/` does in the
-//! kernel: Kbuild can link several objects into a module only under a name that none of them
-//! has (`scull-y := ...` cannot contain `scull.o`), and the crate root must stay `scull.rs`,
-//! the module `scull.ko`. So nothing written in C can be linked into `scull.ko`. Instead
-//! `c_checks.c`, compiled but never linked, holds the same prototypes in C and
-//! `static_assert`s each against the header: when the header changes, the build fails there
-//! rather than a call going wrong. The prototypes are few, short, and stable since Linux 4.18.
+//! `c_checks.c`, compiled against the header but never linked, holds the same prototypes in C
+//! and `static_assert`s each one, so a header change fails the build rather than a call going
+//! wrong; its opening comment says why no C helper is linked into the module instead. The
+//! prototypes are few, short, and stable since Linux 4.18.
 //!
 //! C header: [`include/linux/proc_fs.h`](srctree/include/linux/proc_fs.h)
 //!

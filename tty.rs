@@ -13,11 +13,9 @@
 //!   say whether any task is still in it.
 //!
 //! The three tty functions are declared by hand, each copied from the header line its comment
-//! cites, because nothing written in C can be linked into `scull.ko`: Kbuild links several
-//! objects into a module only under a name that none of them has, and the crate root must stay
-//! `scull.rs`. So a C helper compiled against the header, as `rust/helpers/` does in the
-//! kernel, is not an option. `c_checks.c`, compiled but never linked, `static_assert`s the
-//! same prototypes against the header instead, so a header change fails the build.
+//! cites. `c_checks.c`, compiled against the header but never linked, `static_assert`s the
+//! same prototypes, so a header change fails the build; its opening comment says why no C
+//! helper is linked into the module instead.
 //!
 //! C headers: [`include/linux/tty.h`](srctree/include/linux/tty.h),
 //! [`include/linux/pid.h`](srctree/include/linux/pid.h)
