@@ -26,6 +26,11 @@ export LIBCLANG_PATH=/usr/lib/llvm-$LLVM_MAJOR/lib
 BACKPORTS_SUITE=trixie-backports
 BACKPORTS_MIRROR=http://deb.debian.org/debian
 
+# Debian 13's own kernel (trixie-backports), which the debian flavour builds for and boots.
+DEBIAN_KERNEL_RELEASE=${SCULL_DEBIAN_KERNEL_RELEASE:-7.3.4+deb13-amd64}
+# The Debian 13 build root that scripts/debian-kernel makes where the host is not Debian 13.
+DEBIAN_ROOT=${SCULL_DEBIAN_ROOT:-$SCULL_CACHE/debian13-root}
+
 SCULL_TOOLS=$SCULL_CACHE/tools
 SCULL_VENV=$SCULL_CACHE/venv
 PATH=$SCULL_TOOLS/bin:$SCULL_VENV/bin:$HOME/.cargo/bin:$PATH
@@ -62,4 +67,23 @@ rustc_version() {
 # ("test" or "bench"); a symlink to the build matching the current key.
 kernel_link() {
 	printf '%s/%s-kernel\n' "$SCULL_CACHE" "$1"
+}
+
+# Where scripts/debian-kernel keeps the Rust metadata (a KDIR) for Debian's release $1.
+debian_kdir() {
+	printf '%s/debian/kdir-%s\n' "$SCULL_CACHE" "$1"
+}
+
+# Where it unpacks Debian's image and modules of release $1, for scripts/vm.
+debian_image_dir() {
+	printf '%s/debian/image-%s\n' "$SCULL_CACHE" "$1"
+}
+
+# The rust-src library of the root's rustc, as a path inside the root.
+debian_rust_lib_src() {
+	local lib
+	for lib in "${DEBIAN_ROOT%/}"/usr/src/rustc-*/library; do
+		[ -d "$lib/core" ] && { printf '%s\n' "${lib#"${DEBIAN_ROOT%/}"}"; return; }
+	done
+	die "no rust-src library in ${DEBIAN_ROOT%/}/usr/src: is the rust-src package installed?"
 }
