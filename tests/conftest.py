@@ -14,6 +14,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from helpers import NR_DEVS, dev, log_lines, reload_scull, script  # noqa: E402
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "debug_kernel: needs an option only the debug kernel has (kmemleak, "
+        "fault injection, KUnit, KASAN's accounting): deselected on Debian's kernel")
+
+
 @pytest.fixture
 def scull_params(request):
     """Reloads scull with other parameters for one test, and back to the defaults after."""
