@@ -143,7 +143,10 @@ impl Region {
     /// The device numbers `index..index + count` of the region, if they are all inside it.
     fn sub_range(&self, index: u32, count: u32) -> Result<bindings::dev_t> {
         match index.checked_add(count) {
-            Some(end) if count > 0 && end <= self.count => Ok(self.base + index),
+            // Inside the region, whose numbers `Region::new` reserved: no overflow.
+            Some(end) if count > 0 && end <= self.count => {
+                self.base.checked_add(index).ok_or(EINVAL)
+            }
             _ => Err(EINVAL),
         }
     }
@@ -473,6 +476,11 @@ impl<T: Operations> PinnedDrop for Registration<T> {
 /// The `file_operations` of `T`.
 struct Vtable<T: Operations>(PhantomData<T>);
 
+/// Whether an iterator's `data_source` is `direction` (`ITER_SOURCE` or `ITER_DEST`).
+fn is_iter_direction(data_source: bool, direction: u32) -> bool {
+    data_source == (direction != 0)
+}
+
 impl<T: Operations> Vtable<T> {
     /// # Safety
     ///
@@ -535,9 +543,14 @@ impl<T: Operations> Vtable<T> {
         kiocb: *mut bindings::kiocb,
         iter: *mut bindings::iov_iter,
     ) -> isize {
+        // SAFETY: The caller passes a valid iterator.
+        if !is_iter_direction(unsafe { (*iter).data_source }, bindings::ITER_DEST) {
+            return EINVAL.to_errno() as isize;
+        }
         // SAFETY: The file's private data is a `T::Ptr`, as `Kiocb` requires.
         let kiocb = unsafe { Kiocb::from_raw(kiocb) };
-        // SAFETY: The caller passes a valid destination iterator.
+        // SAFETY: The caller passes a valid destination iterator: checked just above, which
+        // also lets the compiler drop `from_raw`'s assertion of it, a panic path.
         let iov = unsafe { IovIterDest::from_raw(iter) };
         match T::read_iter(kiocb, iov) {
             Ok(count) => count as isize,
@@ -553,9 +566,14 @@ impl<T: Operations> Vtable<T> {
         kiocb: *mut bindings::kiocb,
         iter: *mut bindings::iov_iter,
     ) -> isize {
+        // SAFETY: The caller passes a valid iterator.
+        if !is_iter_direction(unsafe { (*iter).data_source }, bindings::ITER_SOURCE) {
+            return EINVAL.to_errno() as isize;
+        }
         // SAFETY: The file's private data is a `T::Ptr`, as `Kiocb` requires.
         let kiocb = unsafe { Kiocb::from_raw(kiocb) };
-        // SAFETY: The caller passes a valid source iterator.
+        // SAFETY: The caller passes a valid source iterator: checked just above, which also
+        // lets the compiler drop `from_raw`'s assertion of it, a panic path.
         let iov = unsafe { IovIterSource::from_raw(iter) };
         match T::write_iter(kiocb, iov) {
             Ok(count) => count as isize,

@@ -46,18 +46,19 @@ pub(crate) fn new_buffer_from_iter<A: Allocator>(
     len: usize,
     flags: Flags,
 ) -> Result<(Vec<u8, A>, usize)> {
-    let end = at
-        .checked_add(len)
+    at.checked_add(len)
         .filter(|&end| end <= size)
         .ok_or(EINVAL)?;
     let mut buffer = Vec::<u8, A>::with_capacity(size, flags)?;
     let memory = buffer.spare_capacity_mut().get_mut(..size).ok_or(ENOMEM)?;
-    let (head, rest) = memory.split_at_mut(at);
-    let (middle, tail) = rest.split_at_mut(end - at);
+    // `at + len <= size`, checked above: neither split can fail.
+    let (head, rest) = memory.split_at_mut_checked(at).ok_or(EINVAL)?;
+    let (middle, tail) = rest.split_at_mut_checked(len).ok_or(EINVAL)?;
     let copied = iov.copy_from_iter_raw(middle).len();
     let zero = MaybeUninit::new(0);
     head.fill(zero);
-    middle[copied..].fill(zero);
+    // The copy filled at most `middle`; the rest of it is zeroed.
+    middle.get_mut(copied..).ok_or(EFAULT)?.fill(zero);
     tail.fill(zero);
     // SAFETY: The buffer is empty and its first `size` bytes of capacity were all initialised
     // above: `head`, `middle` (the copy, then zeros) and `tail` cover them.

@@ -122,6 +122,8 @@ const ACCESS_DEVICES: u32 = 4;
 struct Config {
     major: u32,
     first_minor: u32,
+    /// All the minors: scull's, the pipes' and the access devices', in that order.
+    minors: u32,
     nr_devs: u32,
     layout: Layout,
     pipes: u32,
@@ -196,12 +198,18 @@ impl Config {
             1,
             MAX_PIPE_BUFFER as u32,
         )?;
-        // All the minors, scull's, the pipes' and the access devices', must exist.
-        if first_minor + nr_devs + pipes + ACCESS_DEVICES - 1 > MAX_MINOR {
+        // All the minors, scull's, the pipes' and the access devices', must exist. The
+        // parameters are far below `u32::MAX`, but checked arithmetic is what lets the
+        // compiler see that no sum overflows.
+        let minors = nr_devs
+            .checked_add(pipes)
+            .and_then(|minors| minors.checked_add(ACCESS_DEVICES))
+            .ok_or(EINVAL)?;
+        let last_minor = first_minor.saturating_add(minors.saturating_sub(1));
+        if last_minor > MAX_MINOR {
             pr_err!(
-                "scull_minor={first_minor}: minors up to {} are needed, past the largest, \
-                 {MAX_MINOR}\n",
-                first_minor + nr_devs + pipes + ACCESS_DEVICES - 1
+                "scull_minor={first_minor}: minors up to {last_minor} are needed, past the \
+                 largest, {MAX_MINOR}\n"
             );
             return Err(EINVAL);
         }
@@ -213,6 +221,7 @@ impl Config {
         Ok(Self {
             major,
             first_minor,
+            minors,
             nr_devs,
             layout,
             pipes,
@@ -261,7 +270,7 @@ impl kernel::InPlaceModule for ScullModule {
         // place, with its registrations pinned in it rather than each in a box of its own.
         pin_init::pin_init_scope(move || {
             let config = Config::from_params()?;
-            let minors = config.nr_devs + config.pipes + ACCESS_DEVICES;
+            let minors = config.minors;
             let region = Region::new(c"scull", config.major, config.first_minor, minors)?;
             let budget = Arc::new(MemoryBudget::new(config.mem_limit), GFP_KERNEL)?;
             let settings = Arc::pin_init(Settings::new(config.layout, budget), GFP_KERNEL)?;
@@ -281,7 +290,9 @@ impl kernel::InPlaceModule for ScullModule {
                 )?;
             }
             let pipes = Registration::new(&region, config.nr_devs, pipes);
-            let access = config.nr_devs + config.pipes;
+            // The access devices take the last minors. Every index below is below `minors`,
+            // which `from_params` checked, so the saturating additions never saturate.
+            let access = minors.saturating_sub(ACCESS_DEVICES);
             let single = register_one(
                 &region,
                 access,
@@ -289,17 +300,17 @@ impl kernel::InPlaceModule for ScullModule {
             )?;
             let uid = register_one(
                 &region,
-                access + 1,
+                access.saturating_add(1),
                 Arc::pin_init(Guarded::new(settings.clone(), OneUser::new()), GFP_KERNEL)?,
             )?;
             let wuid = register_one(
                 &region,
-                access + 2,
+                access.saturating_add(2),
                 Arc::pin_init(Guarded::new(settings.clone(), OneUser::new()), GFP_KERNEL)?,
             )?;
             let private = register_one(
                 &region,
-                access + 3,
+                access.saturating_add(3),
                 Arc::pin_init(PerTerminal::new(settings.clone()), GFP_KERNEL)?,
             )?;
             let view = Arc::new(
@@ -330,7 +341,7 @@ impl kernel::InPlaceModule for ScullModule {
                          scullpriv\n",
                         major,
                         first_minor,
-                        first_minor + minors,
+                        first_minor.saturating_add(minors),
                         config.nr_devs,
                         config.layout.quantum(),
                         config.layout.qset(),

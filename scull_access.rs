@@ -269,10 +269,12 @@ impl PerTerminal {
             return new_device();
         }
         let creator = Kuid::current_euid();
+        // A saturating fold rather than `count()`, whose overflow check could never fire: there
+        // are at most `MAX_TERMINALS` entries.
         let held = devices
             .iter()
             .filter(|entry| entry.creator == creator)
-            .count();
+            .fold(0usize, |held, _| held.saturating_add(1));
         if held >= MAX_PER_USER || devices.len() >= MAX_TERMINALS {
             return Err(ENOSPC);
         }

@@ -139,14 +139,16 @@ impl SharedMiscOps for CompleteFile {
         let comm = current_comm();
         // Made before sleeping: once woken, nothing may fail without handing the wakeup back.
         let message = CString::try_from_fmt(fmt!("awoken {pid} ({comm})\n"))?;
-        let message = message.to_bytes();
+        // The bytes without the final NUL (`split_last`, as `to_bytes`' subtraction would be
+        // a panic path here).
+        let (_, message) = message.to_bytes_with_nul().split_last().ok_or(EINVAL)?;
 
         let shared = &this.shared;
         shared.log(fmt!("process {pid} ({comm}) going to sleep\n"));
         shared.handoff.wait_interruptible()?;
         shared.log(fmt!("awoken {pid} ({comm})\n"));
 
-        let copied = iov.copy_to_iter(&message[..message.len().min(iov.len())]);
+        let copied = iov.copy_to_iter(message.get(..iov.len()).unwrap_or(message));
         if copied == 0 {
             // The reader's buffer is bad: the write it consumed goes to the next reader.
             shared.handoff.complete();

@@ -13,6 +13,10 @@ use crate::{
     sched,
     user_memory::UserVec, //
 };
+use core::{
+    cmp::Ordering,
+    num::NonZero, //
+};
 use kernel::{
     new_mutex,
     prelude::*,
@@ -53,6 +57,16 @@ fn keep_going() -> bool {
 /// Bytes of zeros copied out for holes.
 static ZEROS: [u8; 256] = [0; 256];
 
+/// The `len` bytes of `bytes` that start at `at`, or `None` where they are not all there.
+fn span(bytes: &[u8], at: usize, len: usize) -> Option<&[u8]> {
+    bytes.get(at..)?.get(..len)
+}
+
+/// The `len` bytes of `bytes` that start at `at`, or `None` where they are not all there.
+fn span_mut(bytes: &mut [u8], at: usize, len: usize) -> Option<&mut [u8]> {
+    bytes.get_mut(at..)?.get_mut(..len)
+}
+
 /// Why a [`Layout`] was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum LayoutError {
@@ -66,14 +80,18 @@ pub(crate) enum LayoutError {
 
 /// The shape of a device's memory: `qset` quanta of `quantum` bytes per quantum set.
 ///
+/// The sizes are kept as [`NonZero`] from the moment they are checked, so that every
+/// division by them is one that cannot divide by zero.
+///
 /// # Invariants
 ///
-/// `1 <= quantum <= MAX_QUANTUM`, `1 <= qset <= MAX_QSET` and
-/// `quantum * qset <= MAX_DEVICE_SIZE`.
+/// `quantum <= MAX_QUANTUM`, `qset <= MAX_QSET`, and `qset_bytes = quantum * qset <=
+/// MAX_DEVICE_SIZE`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Layout {
-    quantum: usize,
-    qset: usize,
+    quantum: NonZero<usize>,
+    qset: NonZero<usize>,
+    qset_bytes: NonZero<u64>,
 }
 
 /// Where a byte offset lives in a device's memory.
@@ -83,54 +101,58 @@ struct Location {
     qset: usize,
     /// Index of the quantum in its set.
     quantum: usize,
-    /// Offset in the quantum.
+    /// Offset in the quantum: below the quantum's size.
     offset: usize,
 }
 
 impl Layout {
     /// This layout with another quantum.
     pub(crate) fn with_quantum(self, quantum: usize) -> Result<Self, LayoutError> {
-        Self::new(quantum, self.qset)
+        Self::new(quantum, self.qset.get())
     }
 
     /// This layout with another quantum-set length.
     pub(crate) fn with_qset(self, qset: usize) -> Result<Self, LayoutError> {
-        Self::new(self.quantum, qset)
+        Self::new(self.quantum.get(), qset)
     }
 
     /// Checks a quantum size and a quantum-set length.
     pub(crate) fn new(quantum: usize, qset: usize) -> Result<Self, LayoutError> {
-        if quantum == 0 || quantum > MAX_QUANTUM {
-            return Err(LayoutError::Quantum);
-        }
-        if qset == 0 || qset > MAX_QSET {
-            return Err(LayoutError::Qset);
-        }
-        match (quantum as u64).checked_mul(qset as u64) {
-            // INVARIANT: Both were checked against their bounds above and their product here.
-            Some(bytes) if bytes <= MAX_DEVICE_SIZE => Ok(Self { quantum, qset }),
-            _ => Err(LayoutError::Product),
-        }
+        let quantum = NonZero::new(quantum)
+            .filter(|quantum| quantum.get() <= MAX_QUANTUM)
+            .ok_or(LayoutError::Quantum)?;
+        let qset = NonZero::new(qset)
+            .filter(|qset| qset.get() <= MAX_QSET)
+            .ok_or(LayoutError::Qset)?;
+        // Both fit in `u64`: they are at most `MAX_QUANTUM` and `MAX_QSET`.
+        let qset_bytes = NonZero::<u64>::new(quantum.get() as u64)
+            .zip(NonZero::new(qset.get() as u64))
+            .and_then(|(quantum, qset)| quantum.checked_mul(qset))
+            .filter(|bytes| bytes.get() <= MAX_DEVICE_SIZE)
+            .ok_or(LayoutError::Product)?;
+        // INVARIANT: Both sizes were checked against their bounds above, and so was their
+        // product, which is `qset_bytes`.
+        Ok(Self {
+            quantum,
+            qset,
+            qset_bytes,
+        })
     }
 
     /// Bytes in one quantum.
     pub(crate) fn quantum(&self) -> usize {
-        self.quantum
+        self.quantum.get()
     }
 
     /// Quanta in one quantum set.
     pub(crate) fn qset(&self) -> usize {
-        self.qset
-    }
-
-    /// Bytes covered by one quantum set; cannot overflow by the type invariants.
-    fn qset_bytes(&self) -> u64 {
-        self.quantum as u64 * self.qset as u64
+        self.qset.get()
     }
 
     /// The largest size a device of this layout can reach.
     pub(crate) fn max_size(&self) -> u64 {
-        self.qset_bytes()
+        self.qset_bytes
+            .get()
             .saturating_mul(MAX_QSETS)
             .min(MAX_DEVICE_SIZE)
     }
@@ -140,13 +162,14 @@ impl Layout {
         if pos >= self.max_size() {
             return None;
         }
-        let rest = pos % self.qset_bytes();
-        // The casts cannot truncate: the quotient is below `MAX_QSETS`, the others below
-        // `qset` and `quantum`, all of which fit in `usize`.
+        // Below `qset_bytes`, hence below `MAX_DEVICE_SIZE`: it fits in `usize`, as do the
+        // index of the quantum set (below `MAX_QSETS`) and the others (below `qset` and
+        // `quantum`).
+        let rest = usize::try_from(pos % self.qset_bytes).ok()?;
         Some(Location {
-            qset: (pos / self.qset_bytes()) as usize,
-            quantum: (rest / self.quantum as u64) as usize,
-            offset: (rest % self.quantum as u64) as usize,
+            qset: usize::try_from(pos / self.qset_bytes).ok()?,
+            quantum: rest / self.quantum,
+            offset: rest % self.quantum,
         })
     }
 }
@@ -302,15 +325,22 @@ impl Storage {
 
     /// Takes `bytes` from the budget for this device; `ENOSPC` when it is used up.
     fn charge(&mut self, bytes: u64) -> Result {
+        // Never more than the budget's limit, which is a `u64` too.
+        let charged = self.charged.checked_add(bytes).ok_or(ENOSPC)?;
         self.budget.charge(bytes)?;
-        self.charged += bytes;
+        self.charged = charged;
         Ok(())
     }
 
     /// Gives back `bytes` this device took.
     fn uncharge(&mut self, bytes: u64) {
         self.budget.uncharge(bytes);
-        self.charged -= bytes;
+        self.charged = self.charged.saturating_sub(bytes);
+    }
+
+    /// Bytes of the slot array of one quantum set.
+    fn qset_slots_bytes(&self) -> u64 {
+        (self.layout.qset() as u64).saturating_mul(QUANTUM_SLOT)
     }
 
     /// The device's layout. Only the KUnit tests need it; the driver reads it from [`Usage`].
@@ -326,17 +356,24 @@ impl Storage {
 
     /// What the device holds.
     pub(crate) fn usage(&self) -> Usage {
-        let qsets = self.qsets.iter().flatten().count();
-        // No product overflows `u64`: each one is memory that was actually allocated.
-        let bytes = |count: usize, size: usize| count as u64 * size as u64;
+        // Counted with a saturating fold: `count()` is compiled here with an overflow check
+        // that can never fire (there are at most `MAX_QSETS`).
+        let qsets = self
+            .qsets
+            .iter()
+            .flatten()
+            .fold(0usize, |qsets, _| qsets.saturating_add(1));
+        // Each product is memory that was actually allocated, far below `u64::MAX`: the
+        // saturating operations only spare the compiler a panic path it cannot prove dead.
+        let bytes = |count: usize, size: u64| (count as u64).saturating_mul(size);
         Usage {
             layout: self.layout,
             size: self.size,
             qsets,
             quanta: self.quanta,
-            allocated: bytes(self.quanta, self.layout.quantum)
-                + bytes(qsets, self.layout.qset * size_of::<Option<Quantum>>())
-                + bytes(self.qsets.capacity(), size_of::<Option<QuantumSet>>()),
+            allocated: bytes(self.quanta, self.layout.quantum() as u64)
+                .saturating_add(bytes(qsets, self.qset_slots_bytes()))
+                .saturating_add(bytes(self.qsets.capacity(), QSET_SLOT)),
         }
     }
 
@@ -367,18 +404,24 @@ impl Storage {
                 failure = EINTR;
                 break;
             }
-            // Below `size`, hence below `max_size`: `locate` and the addition succeed.
+            // Below `size`, hence below `max_size`: `locate` and the addition succeed, and the
+            // quantum holds the span (`Location::offset` is below the quantum size).
             let Some(at) = self.locate_checked(pos, done) else {
                 break;
             };
-            let want = (len - done).min(self.layout.quantum - at.offset);
+            let want = self.piece_len(at, len - done);
             let piece = match self.quantum(at) {
-                Some(quantum) => &quantum[at.offset..at.offset + want],
-                None => &ZEROS[..want.min(ZEROS.len())],
+                Some(quantum) => match span(quantum, at.offset, want) {
+                    Some(piece) => piece,
+                    None => break,
+                },
+                None => ZEROS.get(..want).unwrap_or(&ZEROS),
             };
-            let taken = sink(piece);
-            done += taken;
-            if taken < piece.len() {
+            // A sink claiming more than it was given is held to what it was given.
+            let taken = sink(piece).min(piece.len());
+            // At most `want`, which is at most `len - done`.
+            done = done.saturating_add(taken);
+            if taken < piece.len() || taken == 0 {
                 break;
             }
         }
@@ -422,7 +465,7 @@ impl Storage {
             let Some(at) = self.locate_checked(pos, done) else {
                 break;
             };
-            let want = (len - done).min(self.layout.quantum - at.offset);
+            let want = self.piece_len(at, len - done);
             let filled = match self.fill_quantum(at, want, &mut source) {
                 Ok(filled) => filled,
                 Err(err) => {
@@ -436,9 +479,10 @@ impl Storage {
                 self.release_unused(at.qset);
                 break;
             }
-            done += filled;
+            // At most `want`, which is at most `len - done`.
+            done = done.saturating_add(filled);
             // `pos + done` stays within `max_size`, which fits in `u64`.
-            self.size = self.size.max(pos + done as u64);
+            self.size = self.size.max(pos.saturating_add(done as u64));
             if filled < want {
                 break;
             }
@@ -458,9 +502,11 @@ impl Storage {
         want: usize,
         source: &mut impl WriteSource,
     ) -> Result<usize> {
-        let quantum_size = self.layout.quantum;
+        let quantum_size = self.layout.quantum();
         if let Some(quantum) = self.slot_mut(at)? {
-            return Ok(source.fill(&mut quantum[at.offset..at.offset + want]));
+            let piece = span_mut(quantum, at.offset, want).ok_or(EINVAL)?;
+            // A source claiming more than it was given is held to what it was given.
+            return Ok(source.fill(piece).min(want));
         }
         self.charge(quantum_size as u64)?;
         let result = match source.fill_new(quantum_size, at.offset, want) {
@@ -472,7 +518,7 @@ impl Storage {
             Err(err) => Err(err),
         };
         match result {
-            Ok(filled) if filled > 0 => self.quanta += 1,
+            Ok(filled) if filled > 0 => self.quanta = self.quanta.saturating_add(1),
             _ => self.uncharge(quantum_size as u64),
         }
         result
@@ -491,12 +537,17 @@ impl Storage {
                 .is_some_and(|slots| slots.iter().all(Option::is_none))
             {
                 *qset = None;
-                self.uncharge(self.layout.qset as u64 * QUANTUM_SLOT);
+                self.uncharge(self.qset_slots_bytes());
             }
         }
         while matches!(self.qsets.last(), Some(None)) {
             self.qsets.pop();
         }
+    }
+
+    /// The bytes a copy of `left` more bytes moves at `at`: up to the end of the quantum.
+    fn piece_len(&self, at: Location, left: usize) -> usize {
+        left.min(self.layout.quantum().saturating_sub(at.offset))
     }
 
     /// Locates `pos + done`, if that is a valid offset.
@@ -512,11 +563,15 @@ impl Storage {
     /// The slot of the quantum at `at`, with its quantum set allocated (and charged).
     fn slot_mut(&mut self, at: Location) -> Result<&mut Option<Quantum>> {
         if at.qset >= self.qsets.len() {
-            self.grow_qsets(at.qset + 1)?;
+            // `at.qset` is below `MAX_QSETS`.
+            self.grow_qsets(at.qset.checked_add(1).ok_or(EFBIG)?)?;
         }
-        if self.qsets[at.qset].is_none() {
-            let qset = self.layout.qset;
-            self.charge(qset as u64 * QUANTUM_SLOT)?;
+        let slots_bytes = self.qset_slots_bytes();
+        let qset = self.layout.qset();
+        // Only a broken `grow_qsets` would leave no slot here.
+        let slot = self.qsets.get_mut(at.qset).ok_or(EINVAL)?;
+        if slot.is_none() {
+            self.budget.charge(slots_bytes)?;
             let slots = QuantumSet::with_capacity(qset, GFP_KERNEL).and_then(|mut slots| {
                 for _ in 0..qset {
                     slots.push(None, GFP_KERNEL)?;
@@ -524,40 +579,50 @@ impl Storage {
                 Ok(slots)
             });
             match slots {
-                Ok(slots) => self.qsets[at.qset] = Some(slots),
+                Ok(slots) => {
+                    *slot = Some(slots);
+                    self.charged = self.charged.saturating_add(slots_bytes);
+                }
                 Err(err) => {
-                    self.uncharge(qset as u64 * QUANTUM_SLOT);
+                    self.budget.uncharge(slots_bytes);
                     return Err(err.into());
                 }
             }
         }
-        self.qsets[at.qset]
-            .as_mut()
+        self.qsets
+            .get_mut(at.qset)
+            .and_then(Option::as_mut)
             .and_then(|slots| slots.get_mut(at.quantum))
             .ok_or(EINVAL)
     }
 
     /// Grows the array of quantum sets to `len` empty slots, charging what its capacity grows.
     fn grow_qsets(&mut self, len: usize) -> Result {
+        // Capacities of the array, in bytes; both far below `u64::MAX` (at most `MAX_QSETS`
+        // slots are ever asked for), so the saturating operations never saturate.
+        let bytes = |slots: usize| (slots as u64).saturating_mul(QSET_SLOT);
         let old_len = self.qsets.len();
         let old_capacity = self.qsets.capacity();
-        let missing = len - old_len;
-        if old_capacity - old_len < missing {
+        let missing = len.saturating_sub(old_len);
+        if old_capacity.saturating_sub(old_len) < missing {
             // The capacity `Vec::reserve` will pick, charged before it allocates.
-            let planned = (old_capacity * 2).max(len);
-            self.charge((planned - old_capacity) as u64 * QSET_SLOT)?;
+            let planned = old_capacity.saturating_mul(2).max(len);
+            let planned_bytes = bytes(planned).saturating_sub(bytes(old_capacity));
+            self.charge(planned_bytes)?;
             if let Err(err) = self.qsets.reserve(missing, GFP_KERNEL) {
-                self.uncharge((planned - old_capacity) as u64 * QSET_SLOT);
+                self.uncharge(planned_bytes);
                 return Err(err.into());
             }
             // Had `reserve` picked another capacity, the charge follows what was allocated.
             let actual = self.qsets.capacity();
-            if actual < planned {
-                self.uncharge((planned - actual) as u64 * QSET_SLOT);
-            } else if actual > planned {
-                let extra = (actual - planned) as u64 * QSET_SLOT;
-                self.budget.used.fetch_add(extra, Relaxed);
-                self.charged += extra;
+            match actual.cmp(&planned) {
+                Ordering::Less => self.uncharge(bytes(planned).saturating_sub(bytes(actual))),
+                Ordering::Greater => {
+                    let extra = bytes(actual).saturating_sub(bytes(planned));
+                    self.budget.used.fetch_add(extra, Relaxed);
+                    self.charged = self.charged.saturating_add(extra);
+                }
+                Ordering::Equal => {}
             }
         }
         for _ in 0..missing {

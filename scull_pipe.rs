@@ -45,6 +45,13 @@ use kernel::{
 pub(crate) const MAX_PIPE_BUFFER: usize = 1 << 20;
 
 /// The bytes in a pipe: a ring of fixed capacity.
+///
+/// # Invariants
+///
+/// `start < buffer.len()` unless the buffer is empty, and `len <= buffer.len()`.
+///
+/// The arithmetic below saturates where this invariant already keeps it in range: that
+/// spares the compiler panic paths it cannot prove dead, and changes no result.
 struct Ring {
     buffer: KVVec<u8>,
     /// Index of the oldest byte.
@@ -66,18 +73,39 @@ impl Ring {
         self.len == self.capacity()
     }
 
+    /// The index `at` bytes past `index`, around the end of the buffer (`at` is at most the
+    /// capacity, so once around is enough).
+    fn wrap(&self, index: usize, at: usize) -> usize {
+        let next = index.saturating_add(at);
+        if next >= self.capacity() {
+            next - self.capacity()
+        } else {
+            next
+        }
+    }
+
     /// Hands out up to `max` of the oldest bytes, in at most two pieces (before and after the
     /// wrap point), to `sink`, which returns how much of each it took; removes what it took.
     fn take(&mut self, max: usize, mut sink: impl FnMut(&[u8]) -> usize) -> usize {
         let mut done = 0;
         while done < max && !self.is_empty() {
-            let contiguous = self.len.min(self.capacity() - self.start);
+            let contiguous = self.len.min(self.capacity().saturating_sub(self.start));
             let want = contiguous.min(max - done);
-            let taken = sink(&self.buffer[self.start..self.start + want]);
-            self.start = (self.start + taken) % self.capacity();
-            self.len -= taken;
-            done += taken;
-            if taken < want {
+            let Some(piece) = self
+                .buffer
+                .get(self.start..)
+                .and_then(|rest| rest.get(..want))
+            else {
+                break;
+            };
+            // A sink claiming more than it was given is held to what it was given.
+            let taken = sink(piece).min(want);
+            // INVARIANT: `taken` is at most the `len` bytes held, and `wrap` keeps `start`
+            // inside the buffer.
+            self.start = self.wrap(self.start, taken);
+            self.len = self.len.saturating_sub(taken);
+            done = done.saturating_add(taken);
+            if taken < want || taken == 0 {
                 break;
             }
         }
@@ -90,13 +118,23 @@ impl Ring {
         let mut done = 0;
         while done < max && !self.is_full() {
             // The first free byte, and the free bytes from there to the end of the buffer.
-            let end = (self.start + self.len) % self.capacity();
-            let contiguous = (self.capacity() - self.len).min(self.capacity() - end);
+            let end = self.wrap(self.start, self.len);
+            let free = self.capacity().saturating_sub(self.len);
+            let contiguous = free.min(self.capacity().saturating_sub(end));
             let want = contiguous.min(max - done);
-            let filled = source(&mut self.buffer[end..end + want]);
-            self.len += filled;
-            done += filled;
-            if filled < want {
+            let Some(piece) = self
+                .buffer
+                .get_mut(end..)
+                .and_then(|rest| rest.get_mut(..want))
+            else {
+                break;
+            };
+            // A source claiming more than it was given is held to what it was given.
+            let filled = source(piece).min(want);
+            // INVARIANT: `filled` is at most the free bytes, so `len` stays within capacity.
+            self.len = self.len.saturating_add(filled);
+            done = done.saturating_add(filled);
+            if filled < want || filled == 0 {
                 break;
             }
         }
@@ -129,6 +167,7 @@ impl PipeDev {
             }
             let buffer = KVVec::from_elem(0, size, GFP_KERNEL)?;
             Ok(try_pin_init!(Self {
+                // INVARIANT: Nothing is held, from the start of a buffer of `size` bytes.
                 ring <- new_mutex!(
                     Ring {
                         buffer,

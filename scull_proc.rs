@@ -12,6 +12,7 @@ use crate::scull_mutex::{
     Settings,
     Usage, //
 };
+use core::cmp::Ordering;
 use kernel::{
     prelude::*,
     seq_file::{
@@ -46,7 +47,7 @@ struct Totals {
 
 impl Totals {
     fn add(&mut self, usage: &Usage) {
-        self.devices += 1;
+        self.devices = self.devices.saturating_add(1);
         self.size = self.size.saturating_add(usage.size);
         self.allocated = self.allocated.saturating_add(usage.allocated);
         self.qsets = self.qsets.saturating_add(usage.qsets);
@@ -106,18 +107,22 @@ impl ShowAll for MemoryView {
 /// record is shown: with writers running they can differ from the sum of the lines above.
 impl ShowRecords for MemoryView {
     fn records(&self) -> usize {
-        self.devices.len() + 1
+        self.devices.len().saturating_add(1)
     }
 
     fn show_record(&self, index: usize, m: &SeqFile) {
-        if index < self.devices.len() {
-            self.show_device(index, m);
-        } else if index == self.devices.len() {
-            let mut totals = Totals::default();
-            for device in &self.devices {
-                totals.add(&device.lock().usage());
+        match index.cmp(&self.devices.len()) {
+            Ordering::Less => {
+                self.show_device(index, m);
             }
-            totals.show(m, self.settings.budget());
+            Ordering::Equal => {
+                let mut totals = Totals::default();
+                for device in &self.devices {
+                    totals.add(&device.lock().usage());
+                }
+                totals.show(m, self.settings.budget());
+            }
+            Ordering::Greater => {}
         }
     }
 }
