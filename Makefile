@@ -82,7 +82,7 @@ VM := scripts/vm --kernel $(SCULL_KERNEL)
 GUEST_TEST := scripts/guest-test $(if $(filter debian,$(SCULL_KERNEL)),--release)
 
 .PHONY: all modules clean check check-release check-debug test test-host lint fmt rust-analyzer \
-	vm demo setup check-checker checker-module bench fuzz
+	vm demo setup check-checker checker-module bench fuzz dkms clean-outputs
 
 all: modules
 
@@ -104,6 +104,16 @@ modules:
 clean:
 	@if [ -d '$(KDIR)' ]; then $(KMAKE) clean && $(KMAKE_CHECKER) clean; fi
 	rm -f rust-project.json .scull-kdir tests/checker/.scull-kdir
+
+# DKMS's build (dkms.conf): the Rust metadata for the kernel it targets, then the modules.
+# Its clean removes what a build leaves, with no KDIR needed.
+dkms:
+	scripts/debian-kernel --release '$(DKMS_KERNELVER)'
+	$(MAKE) KDIR="$$(scripts/debian-kernel --release '$(DKMS_KERNELVER)' --print-kdir)" modules
+
+clean-outputs:
+	rm -f *.o *.ko *.mod *.mod.c .*.cmd *.rmeta c_checks.s c_checks.rsi modules.order \
+		Module.symvers .module-common.o .scull-kdir
 
 setup:
 	scripts/setup

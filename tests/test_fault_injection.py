@@ -31,6 +31,10 @@ from helpers import (QSET, QUANTUM, REPO, SCULL_IOCGQSET, SCULL_IOCGQUANTUM, SCU
                      SCULL_IOCSQSET, SCULL_IOCSQUANTUM, SCULL_IOCTQSET, SCULL_IOCTQUANTUM,
                      SCULL_IOCXQSET, SCULL_IOCXQUANTUM, TESTS, libc, opened, raw_call, script)
 
+# Needs CONFIG_FAULT_INJECTION, CONFIG_FAILSLAB, CONFIG_FAIL_PAGE_ALLOC and
+# CONFIG_FAULT_INJECTION_USERCOPY, which only the debug kernel has.
+pytestmark = pytest.mark.debug_kernel
+
 SCULL = "/dev/scull0"
 PIPE = "/dev/scullpipe0"
 COMPLETE = "/dev/complete"

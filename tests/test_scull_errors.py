@@ -115,6 +115,7 @@ def failslab():
     set_failslab(probability=0, times=1, space=0)
 
 
+@pytest.mark.debug_kernel  # failslab: CONFIG_FAILSLAB
 def test_enomem_gives_short_counts_and_keeps_data(failslab, log_since):
     prefix = b"intact " * 1000
     write_dev(dev(0), prefix)
