@@ -13,10 +13,7 @@ use crate::{
     sched,
     user_memory::UserVec, //
 };
-use core::{
-    cmp::Ordering,
-    num::NonZero, //
-};
+use core::num::NonZero;
 use kernel::{
     new_mutex,
     prelude::*,
@@ -455,6 +452,9 @@ impl Storage {
             .filter(|&room| room > 0)
             .ok_or(EFBIG)?;
         let len = len.min(usize::try_from(room).unwrap_or(usize::MAX));
+        // What the array of quantum sets may keep of what this write grows it by: nothing,
+        // unless the write leaves data there.
+        let qsets_capacity = self.qsets.capacity();
         let mut done = 0;
         let mut failure = EFAULT;
         while done < len {
@@ -476,7 +476,7 @@ impl Storage {
             if filled == 0 {
                 // Nothing was written here: whatever this step allocated goes, and the size
                 // stays as the bytes actually written left it.
-                self.release_unused(at.qset);
+                self.release_unused(at.qset, qsets_capacity);
                 break;
             }
             // At most `want`, which is at most `len - done`.
@@ -524,13 +524,13 @@ impl Storage {
         result
     }
 
-    /// Frees quantum set `index` if it holds no quantum, and drops the empty slots at the end
-    /// of the array of quantum sets: what a write allocated before it failed to write
-    /// anything there.
+    /// Frees quantum set `index` if it holds no quantum, drops the empty slots at the end of
+    /// the array of quantum sets, and gives back the array capacity past `capacity` that is
+    /// no longer needed: what a write allocated before it failed to write anything there.
     ///
     /// Keeps the invariant that the `/proc` views rely on: every allocated quantum set holds
     /// at least one quantum, and the array of quantum sets ends with an allocated one.
-    fn release_unused(&mut self, index: usize) {
+    fn release_unused(&mut self, index: usize, capacity: usize) {
         if let Some(qset) = self.qsets.get_mut(index) {
             if qset
                 .as_ref()
@@ -542,6 +542,11 @@ impl Storage {
         }
         while matches!(self.qsets.last(), Some(None)) {
             self.qsets.pop();
+        }
+        let keep = self.qsets.len().max(capacity);
+        if self.qsets.capacity() > keep {
+            // Should the smaller array not be allocated, the larger one stays, still charged.
+            let _ = self.set_qsets_capacity(keep);
         }
     }
 
@@ -596,38 +601,54 @@ impl Storage {
             .ok_or(EINVAL)
     }
 
-    /// Grows the array of quantum sets to `len` empty slots, charging what its capacity grows.
+    /// Grows the array of quantum sets to `len` empty slots. Its capacity grows as
+    /// `Vec::reserve` would grow it, to at least twice the old one.
     fn grow_qsets(&mut self, len: usize) -> Result {
-        // Capacities of the array, in bytes; both far below `u64::MAX` (at most `MAX_QSETS`
-        // slots are ever asked for), so the saturating operations never saturate.
-        let bytes = |slots: usize| (slots as u64).saturating_mul(QSET_SLOT);
-        let old_len = self.qsets.len();
         let old_capacity = self.qsets.capacity();
-        let missing = len.saturating_sub(old_len);
-        if old_capacity.saturating_sub(old_len) < missing {
-            // The capacity `Vec::reserve` will pick, charged before it allocates.
-            let planned = old_capacity.saturating_mul(2).max(len);
-            let planned_bytes = bytes(planned).saturating_sub(bytes(old_capacity));
-            self.charge(planned_bytes)?;
-            if let Err(err) = self.qsets.reserve(missing, GFP_KERNEL) {
-                self.uncharge(planned_bytes);
-                return Err(err.into());
-            }
-            // Had `reserve` picked another capacity, the charge follows what was allocated.
-            let actual = self.qsets.capacity();
-            match actual.cmp(&planned) {
-                Ordering::Less => self.uncharge(bytes(planned).saturating_sub(bytes(actual))),
-                Ordering::Greater => {
-                    let extra = bytes(actual).saturating_sub(bytes(planned));
-                    self.budget.used.fetch_add(extra, Relaxed);
-                    self.charged = self.charged.saturating_add(extra);
+        if old_capacity < len {
+            self.set_qsets_capacity(old_capacity.saturating_mul(2).max(len))?;
+        }
+        while self.qsets.len() < len {
+            // Cannot fail: the capacity is at least `len`.
+            self.qsets.push_within_capacity(None).map_err(|_| EINVAL)?;
+        }
+        Ok(())
+    }
+
+    /// Moves the array of quantum sets into a new one of exactly `capacity` slots (at least
+    /// its length), charging what it grows before allocating and giving back what it shrinks.
+    /// Allocating the array here, rather than through `Vec::reserve`, makes what is charged
+    /// exactly what is held, whatever capacity `reserve` would have picked.
+    fn set_qsets_capacity(&mut self, capacity: usize) -> Result {
+        // Both far below `u64::MAX` (at most `MAX_QSETS` slots are ever asked for), so the
+        // saturating operations never saturate.
+        let bytes = |slots: usize| (slots as u64).saturating_mul(QSET_SLOT);
+        let old_capacity = self.qsets.capacity();
+        if capacity < self.qsets.len() {
+            return Err(EINVAL);
+        }
+        let grown = bytes(capacity).saturating_sub(bytes(old_capacity));
+        self.charge(grown)?;
+        let mut array = if capacity == 0 {
+            UserVec::new()
+        } else {
+            match UserVec::with_capacity(capacity, GFP_KERNEL) {
+                Ok(array) => array,
+                Err(err) => {
+                    self.uncharge(grown);
+                    return Err(err.into());
                 }
-                Ordering::Equal => {}
+            }
+        };
+        for qset in self.qsets.drain_all() {
+            // Cannot fail: `array` has room for every slot, checked above.
+            if array.push_within_capacity(qset).is_err() {
+                break;
             }
         }
-        for _ in 0..missing {
-            self.qsets.push(None, GFP_KERNEL)?;
-        }
+        // The old array is freed here.
+        self.qsets = array;
+        self.uncharge(bytes(old_capacity).saturating_sub(bytes(capacity)));
         Ok(())
     }
 }

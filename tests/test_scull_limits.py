@@ -4,7 +4,7 @@ import errno
 import os
 import subprocess
 
-from helpers import dev, opened, read_dev, write_dev
+from helpers import MAX_DEVICE_SIZE, QSET, QUANTUM, dev, opened, raw_errno, read_dev, write_dev
 
 SCULLMEM = "/proc/scullmem"
 
@@ -58,6 +58,29 @@ def test_writes_past_the_limit_move_what_fits_then_get_enospc(scull_params):
     write_dev(dev(1), b"room again")
     assert read_dev(dev(1)) == b"room again"
     assert totals()["used"] == 1000 + 24000 + 24
+
+
+# No process can map an address this low (vm.mmap_min_addr): a copy from it always faults.
+UNMAPPED = 0x100
+
+
+def test_a_write_that_moves_nothing_keeps_no_memory():
+    """A write whose source faults at once returns EFAULT and leaves the device and the
+    budget as they were, however far from the data it aimed: the quantum set, the quantum
+    and the array of quantum sets that it grew on the way are all given back."""
+    far = (QUANTUM * QSET * 3 + 5, MAX_DEVICE_SIZE - 1)
+    with opened(dev(0), os.O_RDWR) as fd:
+        for offset in (0,) + far:
+            assert raw_errno("pwrite", fd, UNMAPPED, 1, offset) == (-1, errno.EFAULT)
+            assert (totals()["used"], totals()["allocated"], totals()["size"]) == (0, 0, 0), \
+                f"after a failed write at {offset}: {totals()}"
+        # With data there, a failed far write gives back only what it grew itself.
+        assert os.pwrite(fd, b"data", 0) == 4
+        before = totals()
+        for offset in far:
+            assert raw_errno("pwrite", fd, UNMAPPED, 1, offset) == (-1, errno.EFAULT)
+            assert totals() == before, f"after a failed write at {offset}"
+        assert os.pread(fd, 8, 0) == b"data"
 
 
 CGROUP_ROOT = "/sys/fs/cgroup"
