@@ -260,7 +260,7 @@ fn register_one<T: Operations>(
     device: Arc<T::Device>,
 ) -> Result<impl PinInit<Registration<T>, Error>> {
     let mut devices = KVec::with_capacity(1, GFP_KERNEL)?;
-    devices.push(device, GFP_KERNEL)?;
+    devices.push_within_capacity(device).map_err(|_| ENOMEM)?;
     Ok(Registration::new(region, index, devices))
 }
 
@@ -274,20 +274,27 @@ impl kernel::InPlaceModule for ScullModule {
             let region = Region::new(c"scull", config.major, config.first_minor, minors)?;
             let budget = Arc::new(MemoryBudget::new(config.mem_limit), GFP_KERNEL)?;
             let settings = Arc::pin_init(Settings::new(config.layout, budget), GFP_KERNEL)?;
+            // Every vector is filled within the capacity it was allocated with:
+            // `push_within_capacity` neither grows it nor has length arithmetic to overflow.
+            // (It cannot fail here; if it did, that would be ENOMEM.)
             let mut devices = KVec::with_capacity(config.nr_devs as usize, GFP_KERNEL)?;
             let mut viewed = KVec::with_capacity(config.nr_devs as usize, GFP_KERNEL)?;
             for _ in 0..config.nr_devs {
                 let device = Arc::pin_init(ScullDev::new(settings.clone()), GFP_KERNEL)?;
-                viewed.push(device.clone(), GFP_KERNEL)?;
-                devices.push(device, GFP_KERNEL)?;
+                viewed
+                    .push_within_capacity(device.clone())
+                    .map_err(|_| ENOMEM)?;
+                devices.push_within_capacity(device).map_err(|_| ENOMEM)?;
             }
             let devices = Registration::new(&region, 0, devices);
             let mut pipes = KVec::with_capacity(config.pipes as usize, GFP_KERNEL)?;
             for _ in 0..config.pipes {
-                pipes.push(
-                    Arc::pin_init(PipeDev::new(config.pipe_buffer), GFP_KERNEL)?,
-                    GFP_KERNEL,
-                )?;
+                pipes
+                    .push_within_capacity(Arc::pin_init(
+                        PipeDev::new(config.pipe_buffer),
+                        GFP_KERNEL,
+                    )?)
+                    .map_err(|_| ENOMEM)?;
             }
             let pipes = Registration::new(&region, config.nr_devs, pipes);
             // The access devices take the last minors. Every index below is below `minors`,

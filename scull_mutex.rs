@@ -577,11 +577,11 @@ impl Storage {
         let slot = self.qsets.get_mut(at.qset).ok_or(EINVAL)?;
         if slot.is_none() {
             self.budget.charge(slots_bytes)?;
-            let slots = QuantumSet::with_capacity(qset, GFP_KERNEL).and_then(|mut slots| {
-                for _ in 0..qset {
-                    slots.push(None, GFP_KERNEL)?;
-                }
-                Ok(slots)
+            // Filled within the capacity just allocated, which `push_within_capacity` checks
+            // before it adds to the length: no growth, and no length arithmetic to overflow.
+            let slots = QuantumSet::with_capacity(qset, GFP_KERNEL).map(|mut slots| {
+                while slots.push_within_capacity(None).is_ok() {}
+                slots
             });
             match slots {
                 Ok(slots) => {
