@@ -99,7 +99,8 @@ modules:
 	@KDIR='$(KDIR)' LLVM='$(LLVM)' scripts/check-kdir
 	$(call kdir_switch,.,$(KMAKE))
 	$(KMAKE) modules
-	scripts/check-panics scull.ko complete.ko
+	scripts/check-panics $(if $(shell grep -s '^CONFIG_RUST_DEBUG_ASSERTIONS=y' \
+		$(KDIR)/.config),--debug-assertions) scull.ko complete.ko
 
 clean:
 	@if [ -d '$(KDIR)' ]; then $(KMAKE) clean && $(KMAKE_CHECKER) clean; fi
