@@ -142,7 +142,7 @@ test-host:
 # The test suite in the VM: loads the modules, runs pytest, checks kmemleak and the log.
 # TESTS='tests/test_scull_io.py -k lseek' runs only those (pytest arguments).
 test:
-	$(VM) --timeout $${SCULL_TEST_TIMEOUT:-3000} -- $(GUEST_TEST) $(TESTS)
+	$(VM) --timeout $${SCULL_TEST_TIMEOUT:-4500} -- $(GUEST_TEST) $(TESTS)
 
 # The model tests only, each state machine fed fresh random sequences for FUZZ_SECONDS; a
 # failure prints its shrunk sequence of calls as a reproducer. All the run's checks apply.
