@@ -4,13 +4,13 @@
 //!
 //! Staging for `kernel::mm`: Linux 7.3's Rust API has no accessor for the machine's RAM, and
 //! C's `totalram_pages()` is an inline function that the bindings cannot call. A driver that
-//! bounds what users may make it allocate, as tmpfs bounds its size by default to half of
-//! RAM, needs that figure.
+//! bounds what users may make it allocate by a share of RAM, as tmpfs bounds its size by
+//! default to half of RAM, needs that figure.
 //!
 //! # Examples
 //!
 //! ```ignore
-//! let default_limit = meminfo::total_ram() / 2;
+//! let default_limit = meminfo::total_ram() / 4;
 //! ```
 
 use core::mem::MaybeUninit;

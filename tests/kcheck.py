@@ -45,6 +45,7 @@ REPORT_PATTERNS = [
     ("kmemleak", r"kmemleak: .*(suspected memory leak|disabled|[Ee]rror)"),
     ("list corruption", r"list_(add|del) corruption"),
     ("refcount", r"refcount_t: "),
+    ("OOM", r"invoked oom-killer|Out of memory|oom-kill:"),
     ("Rust panic", r"rust_panic|panicked at"),
     ("panic", r"Kernel panic"),
     ("Call Trace", r"Call Trace:"),
