@@ -80,6 +80,9 @@ PYTHON_SOURCES = $(wildcard tests/*.py tests/checker/*.py) $(shell for f in scri
 VM := scripts/vm --kernel $(SCULL_KERNEL)
 # Debian's kernel has none of the debug options that some suites and checks need.
 GUEST_TEST := scripts/guest-test $(if $(filter debian,$(SCULL_KERNEL)),--release)
+# The suite loads scull about 80 times; on the debug kernel, KUnit would run its suites at
+# each load. Booted with autorun off, the guest runs them once (scripts/guest-test).
+SUITE_VM_ARGS := $(if $(filter debian,$(SCULL_KERNEL)),,--append kunit.autorun=0)
 
 .PHONY: all modules clean check check-release check-debug test test-host lint fmt rust-analyzer \
 	vm demo setup check-checker checker-module bench fuzz dkms clean-outputs
@@ -142,18 +145,20 @@ test-host:
 # The test suite in the VM: loads the modules, runs pytest, checks kmemleak and the log.
 # TESTS='tests/test_scull_io.py -k lseek' runs only those (pytest arguments).
 test:
-	$(VM) --timeout $${SCULL_TEST_TIMEOUT:-4500} -- $(GUEST_TEST) $(TESTS)
+	$(VM) $(SUITE_VM_ARGS) --timeout $${SCULL_TEST_TIMEOUT:-4500} -- $(GUEST_TEST) $(TESTS)
 
 # The model tests only, each state machine fed fresh random sequences for FUZZ_SECONDS; a
 # failure prints its shrunk sequence of calls as a reproducer. All the run's checks apply.
 FUZZ_SECONDS ?= 600
 fuzz: modules
-	$(VM) --timeout $$(( $(FUZZ_SECONDS) * 4 + 900 )) -- $(GUEST_TEST) --fuzz $(FUZZ_SECONDS)
+	$(VM) $(SUITE_VM_ARGS) --timeout $$(( $(FUZZ_SECONDS) * 4 + 900 )) -- $(GUEST_TEST) \
+		--fuzz $(FUZZ_SECONDS)
 
 # Proves the checker catches a leak, a WARNING and a lockdep report (in a VM of its own,
-# since a lockdep report turns lockdep off for the rest of that boot).
+# since a lockdep report turns lockdep off for the rest of that boot). The guest is small
+# because its kmemleak scans read all of its RAM, and it holds nothing else.
 check-checker: checker-module
-	$(VM) --timeout 600 -- scripts/guest-test --checker
+	SCULL_VM_MEMORY=$${SCULL_VM_MEMORY:-1G} $(VM) --timeout 600 -- scripts/guest-test --checker
 
 # tests/checker/kcheck_selftest.ko, which tests/checker/test_checker.py loads.
 checker-module:
