@@ -4,14 +4,14 @@ The tests run as root against the real devices, with scull.ko and complete.ko lo
 scripts/guest-test through the project's scripts."""
 
 import os
-import subprocess
 import sys
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from helpers import NR_DEVS, dev, log_lines, reload_scull, script  # noqa: E402
+from helpers import (NR_DEVS, dev, ensure_scull, log_lines, reload_scull,  # noqa: E402
+                     unload_scull)
 
 
 def pytest_configure(config):
@@ -22,20 +22,41 @@ def pytest_configure(config):
 
 @pytest.fixture
 def scull_params(request):
-    """Reloads scull with other parameters for one test, and back to the defaults after."""
+    """Loads scull with other parameters for one test: the test calls it first. The defaults
+    come back before the next test that needs them (empty_devices), so that a run of such
+    tests does not reload the module twice each."""
     def apply(*params):
         reload_scull(*params)
     yield apply
-    if not os.path.exists(dev(0)) or subprocess.run(
-            ["grep", "-q", "^scull ", "/proc/modules"]).returncode != 0:
-        script("scull_load")
-    else:
-        reload_scull()
+
+
+@pytest.fixture
+def scull_unloaded():
+    """The test starts with scull unloaded (empty_devices unloads it)."""
+
+
+@pytest.fixture(autouse=True, scope="session")
+def scull_loaded_with_defaults_at_the_end():
+    """scripts/guest-test unloads scull with its defaults after the suite, and checks the
+    KUnit runs of each load."""
+    yield
+    ensure_scull()
 
 
 @pytest.fixture(autouse=True)
-def empty_devices():
-    """Every test starts from empty default devices (opening write-only trims)."""
+def empty_devices(request):
+    """Every test starts with scull loaded with the default parameters and its default
+    devices empty (opening write-only trims); but one that asks for scull_params loads scull
+    itself, and one that asks for scull_unloaded starts without it. Under emulation each
+    reload costs seconds, so a reload happens only where the state differs."""
+    if "scull_unloaded" in request.fixturenames:
+        unload_scull()
+        yield
+        return
+    if "scull_params" in request.fixturenames:
+        yield
+        return
+    ensure_scull()
     for n in range(NR_DEVS):
         if os.path.exists(dev(n)):
             os.close(os.open(dev(n), os.O_WRONLY))

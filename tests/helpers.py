@@ -108,13 +108,38 @@ def opened(path, flags=os.O_RDWR):
         os.close(fd)
 
 
+# The parameters scull was last loaded with by script("scull_load"); None once script()
+# unloaded it. scripts/guest-test loads it with the defaults before pytest starts.
+_scull_loaded_with = ()
+
+
 def script(name, *args, check=True):
     """Runs one of the project's load scripts; returns the CompletedProcess."""
+    global _scull_loaded_with
     result = subprocess.run([os.path.join(SCRIPTS, name), *args],
                             capture_output=True, text=True)
+    if result.returncode == 0 and name == "scull_load":
+        _scull_loaded_with = args
+    elif name == "scull_unload":
+        _scull_loaded_with = None
     if check and result.returncode != 0:
         raise AssertionError(f"{name} {' '.join(args)} failed: {result.stderr}")
     return result
+
+
+def scull_loaded():
+    with open("/proc/modules") as f:
+        return any(line.split()[0] == "scull" for line in f)
+
+
+def ensure_scull(*params):
+    """Leaves scull loaded with exactly `params` and its nodes in place, and reloads it only
+    when it is not: under emulation a reload costs seconds (every exec in the scripts does)."""
+    if scull_loaded() and _scull_loaded_with == params and os.path.exists(dev(0)):
+        return
+    if scull_loaded():
+        script("scull_unload")
+    script("scull_load", *params)
 
 
 def scullctl(*args, check=True):
@@ -127,9 +152,15 @@ def scullctl(*args, check=True):
     return result
 
 
+def unload_scull():
+    """Leaves scull unloaded, its nodes gone."""
+    if scull_loaded():
+        script("scull_unload")
+
+
 def reload_scull(*params):
     """Reloads scull with `params` (strings like 'scull_quantum=1')."""
-    script("scull_unload")
+    unload_scull()
     script("scull_load", *params)
 
 

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from helpers import dev, new_log, opened, read_dev, script, write_dev
+from helpers import dev, ensure_scull, new_log, opened, read_dev, script, write_dev
 
 
 def proc_devices_major(name="scull"):
@@ -91,8 +91,7 @@ def test_fixed_major(scull_params):
     ("scull_p_buffer=2000000", "scull_p_buffer=2000000"),
     ("scull_minor=1048570", "scull_minor=1048570"),
 ])
-def test_nonsense_parameters_fail_the_load_with_einval(scull_params, log_since, param, needle):
-    script("scull_unload")
+def test_nonsense_parameters_fail_the_load_with_einval(scull_unloaded, log_since, param, needle):
     result = subprocess.run(["insmod", os.path.join(os.path.dirname(__file__), "..", "scull.ko"),
                              param], capture_output=True, text=True)
     assert result.returncode != 0
@@ -116,14 +115,14 @@ def test_pipe_count_and_buffer_size(scull_params):
 
 
 def test_unload_removes_every_node_and_link(scull_params):
+    ensure_scull()
     script("scull_unload")
     leftovers = [name for name in os.listdir("/dev") if name.startswith("scull")]
     assert leftovers == []
     script("scull_load")
 
 
-def test_quantum_times_qset_overflow_is_refused(scull_params, log_since):
-    script("scull_unload")
+def test_quantum_times_qset_overflow_is_refused(scull_unloaded, log_since):
     failed = script("scull_load", "scull_quantum=16000000", "scull_qset=1000000", check=False)
     assert failed.returncode != 0
     assert "scull_quantum=16000000 * scull_qset=1000000" in new_log(log_since)
@@ -154,8 +153,7 @@ def test_load_script_reads_numbers_as_the_kernel_does(scull_params):
 
 
 @pytest.mark.parametrize("value", ["08", "0x", "ten", "4k"])
-def test_load_script_refuses_numbers_it_cannot_read(scull_params, value):
-    script("scull_unload")
+def test_load_script_refuses_numbers_it_cannot_read(scull_unloaded, value):
     failed = script("scull_load", f"scull_nr_devs={value}", check=False)
     assert failed.returncode != 0
     assert f"scull_nr_devs={value}: not a number the kernel reads" in failed.stderr

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from helpers import NR_DEVS, QSET, QUANTUM, dev, opened, script, scullctl, write_dev
+from helpers import NR_DEVS, QSET, QUANTUM, dev, ensure_scull, opened, script, scullctl, write_dev
 
 SCULLMEM = "/proc/scullmem"
 SCULLSEQ = "/proc/scullseq"
@@ -199,6 +199,7 @@ def test_scullctl_mem_shows_the_view():
 
 
 def test_views_go_away_with_the_module(scull_params):
+    ensure_scull()
     script("scull_unload")
     assert not os.path.exists(SCULLMEM) and not os.path.exists(SCULLSEQ)
     script("scull_load")
