@@ -127,9 +127,13 @@ def script(name, *args, check=True):
     return result
 
 
-def scull_loaded():
+def module_loaded(name):
     with open("/proc/modules") as f:
-        return any(line.split()[0] == "scull" for line in f)
+        return any(line.split()[0] == name for line in f)
+
+
+def scull_loaded():
+    return module_loaded("scull")
 
 
 def ensure_scull(*params):
@@ -137,9 +141,7 @@ def ensure_scull(*params):
     when it is not: under emulation a reload costs seconds (every exec in the scripts does)."""
     if scull_loaded() and _scull_loaded_with == params and os.path.exists(dev(0)):
         return
-    if scull_loaded():
-        script("scull_unload")
-    script("scull_load", *params)
+    reload_scull(*params)
 
 
 def scullctl(*args, check=True):

@@ -29,7 +29,8 @@ from failnth import FaultInjection
 from helpers import (QSET, QUANTUM, REPO, SCULL_IOCGQSET, SCULL_IOCGQUANTUM, SCULL_IOCHQSET,
                      SCULL_IOCHQUANTUM, SCULL_IOCQQSET, SCULL_IOCQQUANTUM, SCULL_IOCRESET,
                      SCULL_IOCSQSET, SCULL_IOCSQUANTUM, SCULL_IOCTQSET, SCULL_IOCTQUANTUM,
-                     SCULL_IOCXQSET, SCULL_IOCXQUANTUM, TESTS, libc, opened, raw_call, script)
+                     SCULL_IOCXQSET, SCULL_IOCXQUANTUM, TESTS, libc, module_loaded, opened,
+                     raw_call, script)
 
 # Needs CONFIG_FAULT_INJECTION, CONFIG_FAILSLAB, CONFIG_FAIL_PAGE_ALLOC and
 # CONFIG_FAULT_INJECTION_USERCOPY, which only the debug kernel has.
@@ -489,11 +490,6 @@ def test_complete_operations_under_every_failure_point(matrix):
 
 SYS_FINIT_MODULE = 313
 SYS_DELETE_MODULE = 176
-
-
-def module_loaded(name):
-    with open("/proc/modules") as f:
-        return any(line.split()[0] == name for line in f)
 
 
 def listed(path, name):
