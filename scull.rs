@@ -15,6 +15,7 @@
 mod capability;
 mod chrdev;
 mod fasync;
+mod interruptible_mutex;
 mod iov_buffer;
 mod kiocb;
 mod meminfo;

@@ -126,18 +126,17 @@ fn advance(pos: u64, count: usize) -> Result<i64> {
 
 /// Opening a scull device: LDD3 starts the device afresh when it is opened for writing only,
 /// as `>` does for a file.
-fn scull_open(device: &ScullDev, file: &File) {
+fn scull_open(device: &ScullDev, file: &File) -> Result {
     if file.flags() & flags::O_ACCMODE == flags::O_WRONLY {
-        device.trim();
+        device.trim()?;
     }
+    Ok(())
 }
 
 /// `read(2)` on a scull device, from `*pos`, which it advances.
 fn scull_read(device: &ScullDev, pos: &mut i64, iov: &mut IovIterDest<'_>) -> Result<usize> {
     let start = u64::try_from(*pos).map_err(|_| EINVAL)?;
-    let count = device
-        .lock()
-        .read(start, iov.len(), |piece| iov.copy_to_iter(piece))?;
+    let count = device.read(start, iov.len(), |piece| iov.copy_to_iter(piece))?;
     *pos = advance(start, count)?;
     Ok(count)
 }
@@ -145,7 +144,7 @@ fn scull_read(device: &ScullDev, pos: &mut i64, iov: &mut IovIterDest<'_>) -> Re
 /// `write(2)` on a scull device, at `*pos`, which it advances.
 fn scull_write(device: &ScullDev, pos: &mut i64, iov: &mut IovIterSource<'_>) -> Result<usize> {
     let start = u64::try_from(*pos).map_err(|_| EINVAL)?;
-    let count = device.lock().write(start, iov.len(), UserData(iov))?;
+    let count = device.write(start, iov.len(), UserData(iov))?;
     *pos = advance(start, count)?;
     Ok(count)
 }
@@ -155,8 +154,10 @@ fn scull_llseek(device: &ScullDev, pos: i64, offset: i64, whence: Whence) -> Res
     let base = match whence {
         Whence::Set => 0,
         Whence::Cur => pos,
-        // The size never exceeds `MAX_DEVICE_SIZE`, far below `i64::MAX`.
-        Whence::End => i64::try_from(device.lock().size()).map_err(|_| EOVERFLOW)?,
+        // As of the last completed write, as LDD3 reads it: without waiting for a writer that
+        // may be stalled in a page fault. The size never exceeds `MAX_DEVICE_SIZE`, far below
+        // `i64::MAX`.
+        Whence::End => i64::try_from(device.usage().size).map_err(|_| EOVERFLOW)?,
     };
     match base.checked_add(offset) {
         Some(new) if new >= 0 => Ok(new),
@@ -172,7 +173,10 @@ impl<N: Node> Operations for ScullFile<N> {
     fn open(node: &Arc<N>, file: &File) -> Result<Arc<N::Open>> {
         // The node admits the opener first: a refused open must not trim the device.
         let open = N::open(node, file)?;
-        scull_open(N::device(&open), file);
+        if let Err(err) = scull_open(N::device(&open), file) {
+            N::release(&open);
+            return Err(err);
+        }
         Ok(open)
     }
 

@@ -5,6 +5,7 @@
 //! The numbers are those of `scull_ioctl.h`, the header user space includes; keep both alike.
 
 use crate::capability::capable_sys_admin;
+use crate::sched::fatal_signal_pending;
 use crate::scull_mutex::{
     Layout,
     Settings, //
@@ -150,16 +151,23 @@ pub(crate) fn scull_ioctl(settings: &Settings, cmd: u32, arg: usize) -> Result<i
             })
         }
         Op::Exchange => {
+            let value: c_int = user_int(arg).reader().read()?;
             // The old value goes back through the pointer the new one came from, written
-            // before the change is made (under the settings lock), so a fault changes nothing.
-            let (mut reader, mut writer) = user_int(arg).reader_writer();
-            let value: c_int = reader.read()?;
-            settings.update(|layout| {
-                let new = setting.set(layout, value)?;
-                writer.write(&as_c_int(setting.get(layout)))?;
-                Ok::<_, Error>(new)
-            })?;
-            Ok(0)
+            // before the change is made, so that a fault changes nothing. The copy may sleep
+            // for as long as a page fault takes, so it runs without the settings lock, which
+            // every trim takes: the change is made only if the layout is still the one whose
+            // value went back, else the exchange starts over.
+            loop {
+                let old = settings.current();
+                let new = setting.set(old, value)?;
+                user_int(arg).writer().write(&as_c_int(setting.get(old)))?;
+                if settings.replace_if(old, new) {
+                    return Ok(0);
+                }
+                if fatal_signal_pending() {
+                    return Err(EINTR);
+                }
+            }
         }
     }
 }

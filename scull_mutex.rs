@@ -1,21 +1,25 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! A scull device's memory: LDD3's quanta and quantum sets, behind a [`Mutex`].
+//! A scull device's memory: LDD3's quanta and quantum sets, behind a mutex that a signal can
+//! interrupt.
 //!
 //! LDD3 chains quantum sets in a linked list and walks it on every access. Here the quantum
 //! sets sit in one growable array, so the quantum holding any offset is found with two
 //! divisions, whatever the offset. Quanta are allocated on first write and never by a read:
 //! a never-written region below the device's size (a hole) reads as zeros.
-//!
-//! [`Mutex`]: kernel::sync::Mutex
 
 use crate::{
+    interruptible_mutex::{
+        new_interruptible_mutex,
+        InterruptibleMutex, //
+    },
     sched,
     user_memory::UserVec, //
 };
 use core::num::NonZero;
 use kernel::{
     new_mutex,
+    new_spinlock,
     prelude::*,
     sync::{
         atomic::{
@@ -24,7 +28,7 @@ use kernel::{
         },
         Arc,
         Mutex,
-        MutexGuard, //
+        SpinLock, //
     }, //
 };
 
@@ -268,12 +272,15 @@ impl<F: FnMut(&mut [u8]) -> usize> WriteSource for F {
 ///
 /// `charged` bytes of `budget` are this device's: exactly what [`Usage::allocated`] counts.
 /// Every allocated quantum set holds at least one quantum, and the array of quantum sets is
-/// empty or ends with an allocated one.
+/// empty or ends with an allocated one. `allocated_qsets` and `quanta` count the quantum sets
+/// and quanta allocated.
 pub(crate) struct Storage {
     layout: Layout,
     /// Bytes of data: the highest offset ever written, plus one.
     size: u64,
     qsets: UserVec<Option<QuantumSet>>,
+    /// Quantum sets allocated, for the `/proc` views.
+    allocated_qsets: usize,
     /// Quanta allocated, for the `/proc` views.
     quanta: usize,
     budget: Arc<MemoryBudget>,
@@ -314,6 +321,7 @@ impl Storage {
             layout,
             size: 0,
             qsets: UserVec::new(),
+            allocated_qsets: 0,
             quanta: 0,
             budget,
             charged: 0,
@@ -346,20 +354,15 @@ impl Storage {
         self.layout
     }
 
-    /// Bytes of data.
+    /// Bytes of data. Only the KUnit tests need it; the driver reads it from [`Usage`].
+    #[cfg(CONFIG_KUNIT = "y")]
     pub(crate) fn size(&self) -> u64 {
         self.size
     }
 
     /// What the device holds.
     pub(crate) fn usage(&self) -> Usage {
-        // Counted with a saturating fold: `count()` is compiled here with an overflow check
-        // that can never fire (there are at most `MAX_QSETS`).
-        let qsets = self
-            .qsets
-            .iter()
-            .flatten()
-            .fold(0usize, |qsets, _| qsets.saturating_add(1));
+        let qsets = self.allocated_qsets;
         // Each product is memory that was actually allocated, far below `u64::MAX`: the
         // saturating operations only spare the compiler a panic path it cannot prove dead.
         let bytes = |count: usize, size: u64| (count as u64).saturating_mul(size);
@@ -537,6 +540,7 @@ impl Storage {
                 .is_some_and(|slots| slots.iter().all(Option::is_none))
             {
                 *qset = None;
+                self.allocated_qsets = self.allocated_qsets.saturating_sub(1);
                 self.uncharge(self.qset_slots_bytes());
             }
         }
@@ -586,6 +590,8 @@ impl Storage {
             match slots {
                 Ok(slots) => {
                     *slot = Some(slots);
+                    // At most `MAX_QSETS`, the length of the array.
+                    self.allocated_qsets = self.allocated_qsets.saturating_add(1);
                     self.charged = self.charged.saturating_add(slots_bytes);
                 }
                 Err(err) => {
@@ -691,7 +697,8 @@ impl Settings {
     }
 
     /// Replaces the layout with what `change` makes of it, unless it fails, and returns the
-    /// old layout. `change` runs under the lock, so that an exchange is atomic.
+    /// old layout. `change` runs under the lock, so that an exchange is atomic: it must not
+    /// sleep for long (no user copy), since every device's trim waits for this lock.
     pub(crate) fn update<E>(
         &self,
         change: impl FnOnce(Layout) -> Result<Layout, E>,
@@ -701,40 +708,94 @@ impl Settings {
         *current = change(old)?;
         Ok(old)
     }
+
+    /// Replaces the layout with `new` if it is still `old`, and says whether it did: the
+    /// second half of an exchange whose first half (a user copy) ran without the lock.
+    pub(crate) fn replace_if(&self, old: Layout, new: Layout) -> bool {
+        let mut current = self.current.lock();
+        if *current != old {
+            return false;
+        }
+        *current = new;
+        true
+    }
 }
 
-/// A scull device: its memory behind a mutex.
+/// A scull device: its memory behind a mutex, and a copy of what it holds for the `/proc`
+/// views.
+///
+/// The memory's lock is held while data is copied from or to user space, which can take as
+/// long as a page fault does: forever, for a file of a FUSE daemon that never answers. So the
+/// file operations take it interruptibly, and what may not wait at all (the `/proc` views,
+/// `lseek(SEEK_END)`) reads the copy instead.
+///
+/// # Invariants
+///
+/// `usage` is the usage of `storage` as the last call that changed it left it.
 #[pin_data]
 pub(crate) struct ScullDev {
     /// Every access to the data goes through this lock: the data is only reachable through the
     /// guard, so there is no code path that could allocate a quantum without holding it.
     #[pin]
-    storage: Mutex<Storage>,
+    storage: InterruptibleMutex<Storage>,
+    /// Taken only for the time it takes to copy a [`Usage`], never across a user copy.
+    #[pin]
+    usage: SpinLock<Usage>,
     settings: Arc<Settings>,
 }
 
 impl ScullDev {
     /// A new, empty device that follows `settings` when trimmed.
     pub(crate) fn new(settings: Arc<Settings>) -> impl PinInit<Self> {
-        let layout = settings.current();
+        let storage = Storage::new(settings.current(), settings.budget.clone());
+        let usage = storage.usage();
+        // INVARIANT: `usage` is the empty storage's.
         pin_init!(Self {
-            storage <- new_mutex!(
-                Storage::new(layout, settings.budget.clone()),
-                "ScullDev::storage"
-            ),
+            storage <- new_interruptible_mutex!(storage, "ScullDev::storage"),
+            usage <- new_spinlock!(usage, "ScullDev::usage"),
             settings,
         })
     }
 
-    /// Locks the device's memory.
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Storage> {
-        self.storage.lock()
+    /// Runs `change` on the memory, under its lock, and keeps the copy of its usage up to
+    /// date; `ERESTARTSYS` when a signal arrives while waiting for the lock.
+    fn change<R>(&self, change: impl FnOnce(&mut Storage) -> R) -> Result<R> {
+        let mut storage = self.storage.lock_interruptible()?;
+        let result = change(&mut storage);
+        // INVARIANT: Copied before the memory's lock is released, so no later change can be
+        // overwritten by this one's.
+        *self.usage.lock() = storage.usage();
+        Ok(result)
+    }
+
+    /// Copies data from offset `pos` to `sink`, as [`Storage::read`] does; `ERESTARTSYS`
+    /// when a signal arrives while waiting for the lock.
+    pub(crate) fn read(
+        &self,
+        pos: u64,
+        len: usize,
+        sink: impl FnMut(&[u8]) -> usize,
+    ) -> Result<usize> {
+        self.storage.lock_interruptible()?.read(pos, len, sink)
+    }
+
+    /// Copies data from `source` to offset `pos`, as [`Storage::write`] does; `ERESTARTSYS`
+    /// when a signal arrives while waiting for the lock.
+    pub(crate) fn write(&self, pos: u64, len: usize, source: impl WriteSource) -> Result<usize> {
+        self.change(|storage| storage.write(pos, len, source))?
     }
 
     /// Frees the device's memory; it adopts the current settings (LDD3's `scull_trim`).
-    pub(crate) fn trim(&self) {
+    /// `ERESTARTSYS` when a signal arrives while waiting for the lock.
+    pub(crate) fn trim(&self) -> Result {
         let layout = self.settings.current();
-        self.lock().trim(layout);
+        self.change(|storage| storage.trim(layout))
+    }
+
+    /// What the device holds, as the last completed change left it: never waits for a
+    /// caller that holds the memory's lock.
+    pub(crate) fn usage(&self) -> Usage {
+        *self.usage.lock()
     }
 
     /// The settings that the device follows.

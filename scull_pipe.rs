@@ -4,14 +4,22 @@
 //! `write` while it is full, each waking the other; `O_NONBLOCK` gets `EAGAIN` instead;
 //! `poll` reports which way data can flow; `FASYNC` files get `SIGIO` on new data.
 //!
-//! Data sits in a ring buffer of `scull_p_buffer` bytes behind a [`Mutex`]. Readers sleep on
-//! one [`PollCondVar`], writers on another, with the lock released while they sleep, as
+//! Data sits in a ring buffer of `scull_p_buffer` bytes behind an [`InterruptibleMutex`],
+//! taken as LDD3 takes its semaphore, with `down_interruptible`: the lock is held while data
+//! is copied from or to user memory, so a caller may wait for it as long as a page fault
+//! takes, and a signal must be able to end that wait. Readers sleep on one [`PollCondVar`],
+//! writers on another, with the lock released while they sleep, as
 //! `wait_event_interruptible` does in LDD3. Unlike LDD3, a call moves data across the ring's
 //! wrap point, so a read returns everything available up to its count.
 
 use crate::{
     chrdev::Operations,
     fasync::FasyncQueue,
+    interruptible_mutex::{
+        new_interruptible_mutex,
+        InterruptibleMutex,
+        InterruptibleMutexGuard, //
+    },
     kiocb::kiocb_open_file, //
 };
 use kernel::{
@@ -26,7 +34,6 @@ use kernel::{
         IovIterDest,
         IovIterSource, //
     },
-    new_mutex,
     new_poll_condvar,
     prelude::*,
     sync::{
@@ -35,9 +42,7 @@ use kernel::{
             PollTable, //
         },
         Arc,
-        ArcBorrow,
-        Mutex,
-        MutexGuard, //
+        ArcBorrow, //
     }, //
 };
 
@@ -146,7 +151,7 @@ impl Ring {
 #[pin_data]
 pub(crate) struct PipeDev {
     #[pin]
-    ring: Mutex<Ring>,
+    ring: InterruptibleMutex<Ring>,
     /// Readers wait here for data.
     #[pin]
     readable: PollCondVar,
@@ -168,7 +173,7 @@ impl PipeDev {
             let buffer = KVVec::from_elem(0, size, GFP_KERNEL)?;
             Ok(try_pin_init!(Self {
                 // INVARIANT: Nothing is held, from the start of a buffer of `size` bytes.
-                ring <- new_mutex!(
+                ring <- new_interruptible_mutex!(
                     Ring {
                         buffer,
                         start: 0,
@@ -184,19 +189,20 @@ impl PipeDev {
     }
 
     /// The ring once `ready` holds for it, sleeping on `queue` meanwhile; `EAGAIN` instead of
-    /// sleeping for a non-blocking file, `ERESTARTSYS` when a signal ends the sleep.
+    /// sleeping for a non-blocking file, `ERESTARTSYS` when a signal ends the sleep or the
+    /// wait for the lock.
     fn wait_until(
         &self,
         file: &LocalFile,
         queue: &PollCondVar,
         ready: impl Fn(&Ring) -> bool,
-    ) -> Result<MutexGuard<'_, Ring>> {
-        let mut ring = self.ring.lock();
+    ) -> Result<InterruptibleMutexGuard<'_, Ring>> {
+        let mut ring = self.ring.lock_interruptible()?;
         while !ready(&ring) {
             if file.flags() & flags::O_NONBLOCK != 0 {
                 return Err(EAGAIN);
             }
-            if queue.wait_interruptible(&mut ring) {
+            if ring.wait_interruptible(queue) {
                 return Err(ERESTARTSYS);
             }
         }
@@ -260,7 +266,11 @@ impl Operations for ScullPipe {
     fn poll(device: ArcBorrow<'_, PipeDev>, file: &File, table: &PollTable<'_>) -> Result<u32> {
         table.register_wait(file, &device.readable);
         table.register_wait(file, &device.writable);
-        let ring = device.ring.lock();
+        // A signal that ends the wait for the lock reports nothing ready: `poll(2)` then sees
+        // the signal and returns `EINTR` (or restarts), as it does for one that ends its sleep.
+        let Ok(ring) = device.ring.lock_interruptible() else {
+            return Ok(0);
+        };
         let mut events = 0;
         if !ring.is_empty() {
             events |= bindings::POLLIN | bindings::POLLRDNORM;

@@ -74,7 +74,7 @@ impl Totals {
 impl MemoryView {
     /// Shows device `index`, if there is one, and returns what it showed.
     fn show_device(&self, index: usize, m: &SeqFile) -> Option<Usage> {
-        let usage = self.devices.get(index)?.lock().usage();
+        let usage = self.devices.get(index)?.usage();
         seq_print!(
             m,
             "scull{index}: quantum={} qset={} size={} allocated={} qsets={} quanta={}\n",
@@ -118,7 +118,7 @@ impl ShowRecords for MemoryView {
             Ordering::Equal => {
                 let mut totals = Totals::default();
                 for device in &self.devices {
-                    totals.add(&device.lock().usage());
+                    totals.add(&device.usage());
                 }
                 totals.show(m, self.settings.budget());
             }
