@@ -7,6 +7,14 @@ without reaching the armed point fails each allocation and copy on its path once
 
 `FaultInjection` configures the three fault types for that and restores them afterwards;
 `inject` runs one operation at every failure point and returns what each run did.
+
+One failed allocation is not what a driver sees when memory runs out: `kvrealloc` falls back
+to a second `kmalloc` (and `vmalloc` above a page) when its first try fails, and that retry
+succeeds. `FaultInjection(module=..., exhaust=True)` makes the Nth allocation fail *and
+every later one* of the same operation, as when memory is gone: fail-nth counts down to the
+Nth point, and from there the task's `make-it-fail` with probability 100 fails the rest. The
+module's code must be on the stack (the stack-trace filter), so that only the driver's
+allocations fail, never the page tables of the test's own page faults.
 """
 
 import ctypes
@@ -53,6 +61,26 @@ def kallsyms_range(name):
     return start, min(a for a in addresses if a > start)
 
 
+def module_text_range(name):
+    """[start, end) around the code of module `name`: from its first function to the symbol
+    after its last one, for the stack-trace filter."""
+    starts = []
+    addresses = []
+    with open("/proc/kallsyms") as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) < 3 or fields[0] == "0" * len(fields[0]):
+                continue
+            address = int(fields[0], 16)
+            addresses.append(address)
+            if fields[1] in "tT" and len(fields) > 3 and fields[3] == f"[{name}]":
+                starts.append(address)
+    if not starts:
+        raise RuntimeError(f"no function of module {name} in /proc/kallsyms (not loaded?)")
+    last = max(starts)
+    return min(starts), min((a for a in addresses if a > last), default=last + (1 << 20))
+
+
 def arm(fd, n):
     """Fails the nth failure point this thread reaches from now (`fd`: its fail-nth)."""
     os.write(fd, b"%d" % n)
@@ -89,22 +117,41 @@ class FaultInjection:
     under that kernel function count (the stack-trace filter).
     """
 
-    def __init__(self, only_under=None):
+    def __init__(self, only_under=None, module=None, exhaust=False):
         self.only_under = only_under
+        self.module = module
+        self.exhaust = exhaust
         self.saved = {}
+        self.make_it_fail = None
+
+    def _set(self, path, value):
+        # A knob that is missing would leave the injection silently off: fail instead.
+        assert os.path.exists(path), f"{path} missing: is the kernel built for fault injection?"
+        self.saved.setdefault(path, _read(path))
+        _write(path, value)
 
     def __enter__(self):
         settings = {"ignore-gfp-wait": "N", "verbose": "1", "stacktrace-depth": "32"}
         if self.only_under:
             start, end = kallsyms_range(self.only_under)
             settings.update({"require-start": start, "require-end": end})
+        if self.module:
+            start, end = module_text_range(self.module)
+            settings.update({"require-start": start, "require-end": end})
         for fault in FAULTS:
             for name, value in settings.items():
-                path = f"{DEBUGFS}/{fault}/{name}"
-                if not os.path.exists(path):
-                    continue
-                self.saved[path] = _read(path)
-                _write(path, value)
+                if name == "ignore-gfp-wait" and fault == "fail_usercopy":
+                    continue  # copies have no gfp flags
+                self._set(f"{DEBUGFS}/{fault}/{name}", value)
+        if self.exhaust:
+            # Allocations only: a copy that fails once is already what a driver sees. The task
+            # filter goes on first and the probability last (and back in reverse order), or
+            # every task's allocations would fail in between.
+            for fault in ("failslab", "fail_page_alloc"):
+                for name, value in {"task-filter": "Y", "interval": 1, "times": -1,
+                                    "space": 0, "probability": 100}.items():
+                    self._set(f"{DEBUGFS}/{fault}/{name}", value)
+            self.make_it_fail = os.open("/proc/thread-self/make-it-fail", os.O_WRONLY)
         min_order = f"{DEBUGFS}/fail_page_alloc/min-order"
         self.saved[min_order] = _read(min_order)
         _write(min_order, 0)
@@ -114,13 +161,19 @@ class FaultInjection:
     def __exit__(self, *exc):
         self.disarm()
         os.close(self.fd)
-        for path, value in self.saved.items():
+        if self.make_it_fail is not None:
+            os.close(self.make_it_fail)
+        for path, value in reversed(self.saved.items()):
             _write(path, value)
 
     def arm(self, n):
         arm(self.fd, n)
+        if self.make_it_fail is not None:
+            os.write(self.make_it_fail, b"1")
 
     def disarm(self):
+        if self.make_it_fail is not None:
+            os.write(self.make_it_fail, b"0")
         disarm(self.fd)
 
     def fired(self):
@@ -134,6 +187,8 @@ class FaultInjection:
         for n in range(1, MAX_POINTS + 1):
             self.arm(n)
             result = operation()
+            if self.make_it_fail is not None:
+                os.write(self.make_it_fail, b"0")
             fired = self.fired()
             self.disarm()
             check(n, result, fired)

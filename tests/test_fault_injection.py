@@ -55,6 +55,16 @@ def scullmem(device=0):
     raise AssertionError(f"scull{device} missing from /proc/scullmem")
 
 
+def assert_budget_exact():
+    """`used=` is exactly what the devices hold: no charge outlives what it paid for."""
+    with open("/proc/scullmem") as f:
+        lines = f.read().splitlines()
+    allocated = sum(int(line.split(" allocated=")[1].split()[0])
+                    for line in lines if line.startswith("scull"))
+    used = int(lines[-1].split(" used=")[1].split()[0])
+    assert used == allocated, f"used={used} but the devices hold {allocated}: {lines}"
+
+
 def device_bytes(path=SCULL):
     with open(path, "rb") as f:
         return f.read()
@@ -83,14 +93,20 @@ class Matrix:
     def saw(self, outcome):
         self.outcomes[outcome] += 1
 
-    def done(self, points):
+    def done(self, points, reachable=True):
+        """Records the row. A row whose path can fail must have reached a failure point;
+        one that declares its path free of allocations and copies (`reachable=False`) must
+        have reached none, so that one added later is noticed and tested."""
         log = kcheck.kernel_log().splitlines()[self.log_lines:]
         kinds = collections.Counter(line.split("name ", 1)[1].split(",")[0]
                                     for line in log if "name fail" in line)
         outcomes = ", ".join(f"{k} x{v}" for k, v in sorted(self.outcomes.items()))
         Matrix.rows.append(f"{self.name:<34} {points:>4} points  {outcomes}"
                            f"  [{', '.join(f'{k} {v}' for k, v in sorted(kinds.items()))}]")
-        assert points >= 0
+        if reachable:
+            assert points >= 1, f"{self.name}: no failure point reached: nothing was tested"
+        else:
+            assert points == 0, f"{self.name}: now has {points} failure points: test them"
 
 
 @pytest.fixture
@@ -111,7 +127,7 @@ def outcome(result, err):
     return "ok"
 
 
-def run(fi, matrix_row, prepare, operation, check):
+def run(fi, matrix_row, prepare, operation, check, reachable=True):
     """inject() with `prepare()` run, unarmed, before each armed `operation()`."""
     state = {}
 
@@ -125,7 +141,7 @@ def run(fi, matrix_row, prepare, operation, check):
 
     prepare(state)
     points = fi.inject(armed, judge)
-    matrix_row.done(points)
+    matrix_row.done(points, reachable)
 
 
 # scull memory devices.
@@ -154,16 +170,20 @@ def test_scull_operations_under_every_failure_point(matrix):
                 assert device_bytes() == data
         run(fi, row, prepare_open, open_write_only, check_open)
 
-        # Writes: at 0 into an empty device, inside the data, past the end (a hole between),
-        # and across into a new quantum set.
+    # Writes: at 0 into an empty device, inside the data, past the end (a hole between), and
+    # across into a new quantum set. From the Nth of scull's allocations on, every one fails,
+    # as when memory is gone (a single failure is hidden by kvrealloc's fallback). A row
+    # that allocates must see ENOMEM come back; one that only copies, a short count.
+    with FaultInjection(module="scull", exhaust=True) as fi:
         qset_bytes = QUANTUM * QSET
         cases = [
-            ("write at 0", b"", 0, 10000),
-            ("write inside the data", pattern(12000, 1), 2000, 5000),
-            ("write past the end", pattern(4000, 2), 10000, 6000),
-            ("write into a new quantum set", pattern(100, 3), 3 * qset_bytes - 1000, 5000),
+            ("write at 0", b"", 0, 10000, "ENOMEM"),
+            ("write inside the data", pattern(12000, 1), 2000, 5000, "short"),
+            ("write past the end", pattern(4000, 2), 10000, 6000, "ENOMEM"),
+            ("write into a new quantum set", pattern(100, 3), 3 * qset_bytes - 1000, 5000,
+             "ENOMEM"),
         ]
-        for name, before, at, count in cases:
+        for name, before, at, count, must_see in cases:
             row = matrix(name)
             payload = pattern(count, 9)
             ctypes.memmove(buffer, payload, count)
@@ -193,8 +213,14 @@ def test_scull_operations_under_every_failure_point(matrix):
                 usage = scullmem()
                 assert (usage["size"], usage["quanta"], usage["qsets"]) == (
                     len(expected), len(quanta), len({q // QSET for q in quanta})), (name, n)
+                assert_budget_exact()
             run(fi, row, prepare_write, write, check_write)
+            assert row.outcomes[must_see] > 0, \
+                f"{name}: no run ended in {must_see}: {dict(row.outcomes)}"
+    trim()
+    assert_budget_exact()
 
+    with FaultInjection() as fi:
         # Read.
         data = pattern(12000, 4)
         row = matrix("read")
@@ -211,6 +237,7 @@ def test_scull_operations_under_every_failure_point(matrix):
         def check_read(state, result, fired):
             n, err = result
             os.close(state["fd"])
+            assert n >= 0 or err != errno.ENOMEM, "a read allocated memory"
             row.saw(outcome(n, err) if n < 0 else "ok" if n == len(data) else "short")
             if n > 0:
                 assert buffer.raw[:n] == data[:n]
@@ -265,7 +292,8 @@ def test_ioctls_under_every_failure_point(matrix):
                         assert value.value == QUANTUM, name
                     if cmd in (SCULL_IOCGQSET, SCULL_IOCXQSET):
                         assert value.value == QSET, name
-                run(fi, row, prepare, operation, check)
+                # Without a pointer, an ioctl neither allocates nor copies.
+                run(fi, row, prepare, operation, check, reachable=by_pointer)
     finally:
         fcntl.ioctl(fd, SCULL_IOCRESET)
         os.close(fd)
@@ -461,7 +489,8 @@ def test_complete_operations_under_every_failure_point(matrix):
             # A write that succeeded banked exactly one completion; one that failed none.
             assert passes_at_once() == (n == 1)
             assert not passes_at_once()
-        run(fi, row, prepare_write, write, check_write)
+        # As in LDD3, a write completes and ignores its data: nothing copied or allocated.
+        run(fi, row, prepare_write, write, check_write, reachable=False)
 
         row = matrix("complete read")
 
