@@ -75,6 +75,26 @@ def test_sculluid_refuses_another_user_without_the_capability():
         nobody.finish()
 
 
+def test_sculluid_admits_its_owner_by_effective_uid_too():
+    """LDD3's check: the owner's real or effective uid. A set-user-ID program run by uid 1
+    as nobody gets in beside nobody; uid 1 itself does not."""
+    holder = Child(UID, uid=NOBODY)
+    try:
+        assert holder.status() == "ok"
+
+        def run_as_nobody_by_uid_1():
+            os.setresgid(1, NOBODY, NOBODY)
+            os.setresuid(1, NOBODY, NOBODY)    # drops every capability: euid is not 0
+        setuid_program = Child(UID, setup=run_as_nobody_by_uid_1)
+        assert setuid_program.status() == "ok"
+        setuid_program.finish()
+        uid_1 = Child(UID, uid=1)
+        assert uid_1.status() == "EBUSY"
+        uid_1.finish()
+    finally:
+        holder.finish()
+
+
 def test_scullwuid_makes_other_users_wait():
     with opened(WUID, os.O_WRONLY):
         quick = Child(WUID, flags=os.O_RDONLY | os.O_NONBLOCK, uid=NOBODY)

@@ -200,3 +200,13 @@ def test_a_failed_o_direct_open_keeps_the_data(path):
     # And the device is free again (scullsingle admits one open file at a time).
     os.close(os.open(path, os.O_WRONLY))
     assert read_dev(path) == b""
+
+
+def test_o_append_is_ignored():
+    """As in LDD3: a write goes to the file's position, O_APPEND or not (char devices get
+    no help from the VFS there: only file systems call generic_write_checks)."""
+    write_dev(dev(0), b"0123456789")
+    with opened(dev(0), os.O_RDWR | os.O_APPEND) as fd:
+        assert os.write(fd, b"ab") == 2
+        assert os.lseek(fd, 0, os.SEEK_CUR) == 2
+    assert read_dev(dev(0)) == b"ab23456789"

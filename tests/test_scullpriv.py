@@ -1,6 +1,7 @@
 """scullpriv's lifetime: a device per terminal and session, never handed to a later session,
 created only by a writer, and bounded per user."""
 
+import errno
 import fcntl
 import grp
 import os
@@ -41,6 +42,37 @@ class Session(HeldOpen):
             os.close(reader)
             return status
         super().__init__(use_device)
+
+
+def test_a_write_only_open_trims_and_a_refused_o_direct_open_does_not():
+    """Within one session: opening write-only empties the session's device, as for scullN;
+    an O_DIRECT open is refused before it could."""
+    def body():
+        os.setsid()
+        _, tty = os.openpty()
+        fcntl.ioctl(tty, termios.TIOCSCTTY, 0)
+
+        def contents():
+            fd = os.open(PRIV, os.O_RDONLY)
+            data = os.read(fd, 100)
+            os.close(fd)
+            return data
+        fd = os.open(PRIV, os.O_WRONLY)
+        os.write(fd, b"kept")
+        os.close(fd)
+        try:
+            os.close(os.open(PRIV, os.O_WRONLY | os.O_DIRECT))
+            direct = "opened"
+        except OSError as err:
+            direct = errno.errorcode[err.errno]
+        after_direct = contents()
+        os.close(os.open(PRIV, os.O_WRONLY))
+        return repr((direct, after_direct, contents()))
+    session = HeldOpen(body)
+    try:
+        assert session.status() == repr(("EINVAL", b"kept", b""))
+    finally:
+        session.finish()
 
 
 def run(*args, **kwargs):
