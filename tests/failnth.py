@@ -43,42 +43,39 @@ def _read(path):
         return f.read().strip()
 
 
-def kallsyms_range(name):
-    """[start, end) of kernel function `name`: its address and the next symbol's."""
-    addresses = []
-    start = None
+def _kallsyms():
+    """(address, type, name, module or None) of every symbol whose address is shown."""
     with open("/proc/kallsyms") as f:
         for line in f:
             fields = line.split()
             if len(fields) < 3 or fields[0] == "0" * len(fields[0]):
                 continue
-            address = int(fields[0], 16)
-            addresses.append(address)
-            if fields[2] == name and fields[1] in "tT":
-                start = address
-    if start is None:
+            module = fields[3].strip("[]") if len(fields) > 3 else None
+            yield int(fields[0], 16), fields[1], fields[2], module
+
+
+def _range_to_next_symbol(symbols, first, last):
+    """[first, the address of the symbol after `last`)."""
+    return first, min((a for a, *_ in symbols if a > last), default=last + (1 << 20))
+
+
+def kallsyms_range(name):
+    """[start, end) of kernel function `name`: its address and the next symbol's."""
+    symbols = list(_kallsyms())
+    starts = [a for a, kind, symbol, _ in symbols if symbol == name and kind in "tT"]
+    if not starts:
         raise RuntimeError(f"{name} is not in /proc/kallsyms (or addresses are hidden)")
-    return start, min(a for a in addresses if a > start)
+    return _range_to_next_symbol(symbols, starts[-1], starts[-1])
 
 
 def module_text_range(name):
     """[start, end) around the code of module `name`: from its first function to the symbol
     after its last one, for the stack-trace filter."""
-    starts = []
-    addresses = []
-    with open("/proc/kallsyms") as f:
-        for line in f:
-            fields = line.split()
-            if len(fields) < 3 or fields[0] == "0" * len(fields[0]):
-                continue
-            address = int(fields[0], 16)
-            addresses.append(address)
-            if fields[1] in "tT" and len(fields) > 3 and fields[3] == f"[{name}]":
-                starts.append(address)
+    symbols = list(_kallsyms())
+    starts = [a for a, kind, _, module in symbols if module == name and kind in "tT"]
     if not starts:
         raise RuntimeError(f"no function of module {name} in /proc/kallsyms (not loaded?)")
-    last = max(starts)
-    return min(starts), min((a for a in addresses if a > last), default=last + (1 << 20))
+    return _range_to_next_symbol(symbols, min(starts), max(starts))
 
 
 def arm(fd, n):
