@@ -19,7 +19,7 @@ import sys
 import blocking
 
 SLEEPER = r"""
-import ctypes, errno, os, signal, sys
+import ctypes, errno, fcntl, os, signal, sys
 op, path, mode, wakeup_fd, uid = sys.argv[1:6]
 libc = ctypes.CDLL(None, use_errno=True)
 caught = []
@@ -41,6 +41,17 @@ if op == "read":
     ctypes.set_errno(0)
     result = libc.read(fd, buf, ctypes.c_size_t(100))
     data = buf.raw[:max(result, 0)]
+elif op == "write":
+    # Fills the pipe without blocking, then sleeps writing 100 bytes more.
+    fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+    try:
+        while True:
+            os.write(fd, b"f" * 4096)
+    except BlockingIOError:
+        pass
+    fcntl.fcntl(fd, fcntl.F_SETFL, 0)
+    ctypes.set_errno(0)
+    result = libc.write(fd, b"w" * 100, ctypes.c_size_t(100))
 else:
     ctypes.set_errno(0)
     result = libc.open(path.encode(), os.O_RDONLY)
@@ -61,8 +72,9 @@ def _wait_sleeping(child, nr, what):
 
 
 def signal_sleeper(op, path, nr, restart, wake=None, uid=None):
-    """Starts a process that calls `op` ('read' or 'open') on `path` through libc, waits until
-    it sleeps in system call `nr`, and sends it SIGUSR1 (with SA_RESTART if `restart`).
+    """Starts a process that calls `op` ('read', 'open', or 'write' into a pipe it filled) on
+    `path` through libc, waits until it sleeps in system call `nr`, and sends it SIGUSR1
+    (with SA_RESTART if `restart`).
 
     Fails unless the handler ran while the call slept. With `restart`, the call must then sleep
     in `nr` again, and `wake()` is called to let it complete.

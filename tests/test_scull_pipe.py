@@ -341,6 +341,37 @@ def test_signal_with_sa_restart_resumes_the_read():
     assert (result, err, handlers, data) == (7, "-", 1, b"resumed")
 
 
+def drained():
+    """Everything the pipe holds, read without blocking."""
+    data = b""
+    with pipe_opened(os.O_RDONLY | os.O_NONBLOCK) as fd:
+        try:
+            while True:
+                data += os.read(fd, 1 << 16)
+        except BlockingIOError:
+            return data
+
+
+@pytest.mark.parametrize("restart", [False, True], ids=["interrupt", "sa_restart"])
+def test_a_signal_ends_or_restarts_a_write_sleeping_on_a_full_pipe(restart):
+    """Without SA_RESTART the sleeping write fails with EINTR and wrote nothing; with it, the
+    write sleeps again and, once the pipe is drained, writes everything."""
+    try:
+        filled = []
+        result, err, handlers, _ = signal_sleeper(
+            "write", PIPE, blocking.SYS_WRITE, restart=restart,
+            wake=lambda: filled.append(drained()))
+        if restart:
+            assert (result, err, handlers) == (100, "-", 1)
+            assert set(filled[0]) == {ord("f")}, "the pipe held only what filled it"
+            assert drained() == b"w" * 100
+        else:
+            assert (result, err, handlers) == (-1, "EINTR", 1)
+            assert set(drained()) == {ord("f")}, "the interrupted write put nothing in"
+    finally:
+        drained()
+
+
 def test_one_writer_one_reader_keep_every_byte_in_order():
     data = os.urandom(1 << 20)
     writer_fd, reader_fd = open_pipe(os.O_WRONLY, 1), open_pipe(os.O_RDONLY, 1)
