@@ -156,6 +156,7 @@ class FaultInjection:
         return self
 
     def __exit__(self, *exc):
+        self._exhausting(False)
         self.disarm()
         os.close(self.fd)
         if self.make_it_fail is not None:
@@ -163,14 +164,16 @@ class FaultInjection:
         for path, value in reversed(self.saved.items()):
             _write(path, value)
 
+    def _exhausting(self, on):
+        """With `exhaust`, turns on or off the failing of every allocation after the Nth."""
+        if self.make_it_fail is not None:
+            os.write(self.make_it_fail, b"1" if on else b"0")
+
     def arm(self, n):
         arm(self.fd, n)
-        if self.make_it_fail is not None:
-            os.write(self.make_it_fail, b"1")
+        self._exhausting(True)
 
     def disarm(self):
-        if self.make_it_fail is not None:
-            os.write(self.make_it_fail, b"0")
         disarm(self.fd)
 
     def fired(self):
@@ -184,8 +187,8 @@ class FaultInjection:
         for n in range(1, MAX_POINTS + 1):
             self.arm(n)
             result = operation()
-            if self.make_it_fail is not None:
-                os.write(self.make_it_fail, b"0")
+            # At once: the checks below must not have their own allocations failed.
+            self._exhausting(False)
             fired = self.fired()
             self.disarm()
             check(n, result, fired)

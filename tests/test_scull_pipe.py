@@ -28,21 +28,6 @@ def pipe_dev(n):
     return f"/dev/scullpipe{n}"
 
 
-@pytest.fixture(autouse=True)
-def empty_pipes():
-    """Every test starts with empty pipes."""
-    for n in range(PIPES):
-        fd = os.open(pipe_dev(n), os.O_RDONLY | os.O_NONBLOCK)
-        try:
-            while True:
-                os.read(fd, 1 << 16)
-        except BlockingIOError:
-            pass
-        finally:
-            os.close(fd)
-    yield
-
-
 def open_pipe(flags=os.O_RDWR, n=0):
     return os.open(pipe_dev(n), flags)
 
@@ -50,6 +35,25 @@ def open_pipe(flags=os.O_RDWR, n=0):
 def pipe_opened(flags=os.O_RDWR, n=0):
     """scullpipe `n` opened with `flags` for the body of a `with` statement."""
     return opened(pipe_dev(n), flags)
+
+
+def drained(n=0):
+    """Everything scullpipe `n` holds, read without blocking."""
+    data = b""
+    with pipe_opened(os.O_RDONLY | os.O_NONBLOCK, n) as fd:
+        try:
+            while True:
+                data += os.read(fd, 1 << 16)
+        except BlockingIOError:
+            return data
+
+
+@pytest.fixture(autouse=True)
+def empty_pipes():
+    """Every test starts with empty pipes."""
+    for n in range(PIPES):
+        drained(n)
+    yield
 
 
 def in_thread(target, *args):
@@ -341,35 +345,22 @@ def test_signal_with_sa_restart_resumes_the_read():
     assert (result, err, handlers, data) == (7, "-", 1, b"resumed")
 
 
-def drained():
-    """Everything the pipe holds, read without blocking."""
-    data = b""
-    with pipe_opened(os.O_RDONLY | os.O_NONBLOCK) as fd:
-        try:
-            while True:
-                data += os.read(fd, 1 << 16)
-        except BlockingIOError:
-            return data
-
-
 @pytest.mark.parametrize("restart", [False, True], ids=["interrupt", "sa_restart"])
 def test_a_signal_ends_or_restarts_a_write_sleeping_on_a_full_pipe(restart):
     """Without SA_RESTART the sleeping write fails with EINTR and wrote nothing; with it, the
-    write sleeps again and, once the pipe is drained, writes everything."""
-    try:
-        filled = []
-        result, err, handlers, _ = signal_sleeper(
-            "write", PIPE, blocking.SYS_WRITE, restart=restart,
-            wake=lambda: filled.append(drained()))
-        if restart:
-            assert (result, err, handlers) == (100, "-", 1)
-            assert set(filled[0]) == {ord("f")}, "the pipe held only what filled it"
-            assert drained() == b"w" * 100
-        else:
-            assert (result, err, handlers) == (-1, "EINTR", 1)
-            assert set(drained()) == {ord("f")}, "the interrupted write put nothing in"
-    finally:
-        drained()
+    write sleeps again and, once the pipe is drained, writes everything. (empty_pipes
+    empties the pipe for the next test.)"""
+    filled = []
+    result, err, handlers, _ = signal_sleeper(
+        "write", PIPE, blocking.SYS_WRITE, restart=restart,
+        wake=lambda: filled.append(drained()))
+    if restart:
+        assert (result, err, handlers) == (100, "-", 1)
+        assert set(filled[0]) == {ord("f")}, "the pipe held only what filled it"
+        assert drained() == b"w" * 100
+    else:
+        assert (result, err, handlers) == (-1, "EINTR", 1)
+        assert set(drained()) == {ord("f")}, "the interrupted write put nothing in"
 
 
 def test_one_writer_one_reader_keep_every_byte_in_order():

@@ -24,7 +24,7 @@ import time
 import pytest
 
 import blocking
-from helpers import dev, libc
+from helpers import dev, libc, raw_call
 from stalled_fuse import StalledFuse
 
 # What the issue asks: a killed caller is gone within this.
@@ -132,10 +132,9 @@ def stalled():
 
 def raw(function, *args):
     """A libc call that fails with EINTR where Python's os calls would retry."""
-    ctypes.set_errno(0)
-    result = function(*args)
+    result, err = raw_call(function, *args)
     if result < 0:
-        raise OSError(ctypes.get_errno(), "")
+        raise OSError(err, os.strerror(err))
     return result
 
 
