@@ -10,9 +10,8 @@
 //! - [`Region`] owns a range of device numbers (`alloc_chrdev_region` or
 //!   `register_chrdev_region`), shown under its name in `/proc/devices`.
 //! - [`Registration`] serves some of those numbers with the file operations of an
-//!   [`Operations`] implementation, one shared [`Operations::Device`] per minor.
-//! - [`Operations`] and [`Whence`]: the file operations a driver implements, as
-//!   `kernel::miscdevice::MiscDevice` does for misc devices.
+//!   [`Operations`] implementation (`file_ops.rs`), one shared [`Operations::Device`] per
+//!   minor.
 //!
 //! C headers: [`include/linux/cdev.h`](srctree/include/linux/cdev.h),
 //! [`include/linux/fs.h`](srctree/include/linux/fs.h).
@@ -43,37 +42,19 @@ use core::{
     ptr, //
 };
 
+use crate::file_ops::{
+    FindDevice,
+    Operations,
+    Vtable, //
+};
 use kernel::{
     bindings,
     container_of,
-    error::{
-        to_result,
-        VTABLE_DEFAULT_ERROR, //
-    },
-    ffi::{
-        c_int,
-        c_long,
-        c_uint,
-        c_ulong, //
-    },
-    fs::{
-        File,
-        Kiocb, //
-    },
-    iov::{
-        IovIterDest,
-        IovIterSource, //
-    },
+    error::to_result,
     module::this_module,
     prelude::*,
-    sync::{
-        poll::PollTable,
-        Arc, //
-    },
-    types::{
-        ForeignOwnable,
-        Opaque, //
-    }, //
+    sync::Arc,
+    types::Opaque, //
 };
 
 /// Number of bits of a device number that hold the minor (`MINORBITS` in C).
@@ -157,105 +138,6 @@ impl Drop for Region {
         // SAFETY: By the type invariants the range is registered, and this is the only place
         // that unregisters it.
         unsafe { bindings::unregister_chrdev_region(self.base, self.count) };
-    }
-}
-
-/// Where `lseek(2)` measures its offset from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Whence {
-    /// `SEEK_SET`: from the start of the device.
-    Set,
-    /// `SEEK_CUR`: from the file's current position.
-    Cur,
-    /// `SEEK_END`: from the end of the device's data.
-    End,
-}
-
-impl Whence {
-    fn from_raw(whence: c_int) -> Result<Self> {
-        match u32::try_from(whence) {
-            Ok(bindings::SEEK_SET) => Ok(Self::Set),
-            Ok(bindings::SEEK_CUR) => Ok(Self::Cur),
-            Ok(bindings::SEEK_END) => Ok(Self::End),
-            _ => Err(EINVAL),
-        }
-    }
-}
-
-/// The file operations of a character device, implemented by a driver.
-///
-/// Operations a driver leaves out get the kernel's default behaviour: no `llseek` makes the
-/// device a stream (`lseek`, `pread` and `pwrite` fail with `ESPIPE`), no `ioctl` gives `ENOTTY`,
-/// no `read_iter` or `write_iter` gives `EINVAL`.
-#[vtable]
-pub(crate) trait Operations: Sized {
-    /// The state of one device (one minor), shared by every file that opens it.
-    type Device: Send + Sync;
-
-    /// What an open file keeps as its private data.
-    type Ptr: ForeignOwnable + Send + Sync;
-
-    /// Called when `device` is opened; the result becomes the file's private data.
-    fn open(device: &Arc<Self::Device>, file: &File) -> Result<Self::Ptr>;
-
-    /// Called when the last reference to an open file goes away.
-    fn release(this: Self::Ptr, _file: &File) {
-        drop(this);
-    }
-
-    /// Reads from the device at `kiocb`'s position, advancing it.
-    fn read_iter(_kiocb: Kiocb<'_, Self::Ptr>, _iov: &mut IovIterDest<'_>) -> Result<usize> {
-        build_error!(VTABLE_DEFAULT_ERROR)
-    }
-
-    /// Writes to the device at `kiocb`'s position, advancing it.
-    fn write_iter(_kiocb: Kiocb<'_, Self::Ptr>, _iov: &mut IovIterSource<'_>) -> Result<usize> {
-        build_error!(VTABLE_DEFAULT_ERROR)
-    }
-
-    /// Computes the file's new position for `lseek(2)`; `pos` is the current one.
-    ///
-    /// The abstraction stores the result as the file's position.
-    fn llseek(
-        _this: <Self::Ptr as ForeignOwnable>::Borrowed<'_>,
-        _pos: i64,
-        _offset: i64,
-        _whence: Whence,
-    ) -> Result<i64> {
-        build_error!(VTABLE_DEFAULT_ERROR)
-    }
-
-    /// Handles `ioctl(2)`; 32-bit callers arrive here too, through `compat_ptr_ioctl`.
-    fn ioctl(
-        _this: <Self::Ptr as ForeignOwnable>::Borrowed<'_>,
-        _file: &File,
-        _cmd: u32,
-        _arg: usize,
-    ) -> Result<isize> {
-        build_error!(VTABLE_DEFAULT_ERROR)
-    }
-
-    /// Registers the wait queues `poll(2)` should sleep on in `table` and returns the events
-    /// ready now (`POLLIN`, `POLLOUT`...). An error reports `POLLERR`.
-    fn poll(
-        _this: <Self::Ptr as ForeignOwnable>::Borrowed<'_>,
-        _file: &File,
-        _table: &PollTable<'_>,
-    ) -> Result<u32> {
-        build_error!(VTABLE_DEFAULT_ERROR)
-    }
-
-    /// Adds the file to (`on`) or removes it from the device's `FasyncQueue` (see
-    /// `fasync.rs`): `fcntl(2)`'s `FASYNC` flag. The kernel also calls it with `on == false`
-    /// before the file's last `release` if the flag is still set, so a file never stays on a
-    /// queue.
-    fn fasync(
-        _this: <Self::Ptr as ForeignOwnable>::Borrowed<'_>,
-        _file: &File,
-        _fd: i32,
-        _on: bool,
-    ) -> Result {
-        build_error!(VTABLE_DEFAULT_ERROR)
     }
 }
 
@@ -361,7 +243,7 @@ impl<T: Operations> Registration<T> {
                     let cdev = &raw mut (*parts).cdev;
                     bindings::init_completion(&raw mut (*parts).released);
                     bindings::kobject_init(parent, &PARENT_KTYPE.0);
-                    bindings::cdev_init(cdev, Vtable::<T>::build());
+                    bindings::cdev_init(cdev, Vtable::<T, Self>::build());
                     (*cdev).owner = this_module::<T::OwnerModule>().as_ptr();
                     bindings::cdev_set_parent(cdev, parent);
                     cdev
@@ -405,6 +287,20 @@ impl<T: Operations> Registration<T> {
             let parts = Opaque::cast_from(container_of!(cdev, RawParts, cdev)).cast_mut();
             &*container_of!(parts, Self, parts)
         }
+    }
+}
+
+impl<T: Operations> FindDevice<T> for Registration<T> {
+    unsafe fn find_device<'a>(
+        inode: *mut bindings::inode,
+        _file: *mut bindings::file,
+    ) -> Option<&'a Arc<T::Device>> {
+        // SAFETY: The caller opens one of a `Registration<T>`'s device numbers.
+        let registration = unsafe { Self::from_inode(inode) };
+        // SAFETY: `inode` is valid during open and `parts` is initialised.
+        let (rdev, base) = unsafe { ((*inode).i_rdev, (*registration.parts.get()).cdev.dev) };
+        rdev.checked_sub(base)
+            .and_then(|index| registration.devices.get(index as usize))
     }
 }
 
@@ -470,229 +366,5 @@ impl<T: Operations> PinnedDrop for Registration<T> {
             bindings::kobject_put(&raw mut (*parts).parent);
             bindings::wait_for_completion(&raw mut (*parts).released);
         }
-    }
-}
-
-/// The `file_operations` of `T`.
-struct Vtable<T: Operations>(PhantomData<T>);
-
-/// Whether an iterator's `data_source` is `direction` (`ITER_SOURCE` or `ITER_DEST`).
-fn is_iter_direction(data_source: bool, direction: u32) -> bool {
-    data_source == (direction != 0)
-}
-
-impl<T: Operations> Vtable<T> {
-    /// # Safety
-    ///
-    /// `inode` and `file` must be being opened through `chrdev_open` on a device number of a
-    /// [`Registration<T>`].
-    unsafe extern "C" fn open(inode: *mut bindings::inode, file: *mut bindings::file) -> c_int {
-        // SAFETY: The caller opens one of the registration's device numbers.
-        let registration = unsafe { Registration::<T>::from_inode(inode) };
-        // SAFETY: `inode` is valid during open and `parts` is initialised.
-        let (rdev, base) = unsafe { ((*inode).i_rdev, (*registration.parts.get()).cdev.dev) };
-        let Some(device) = rdev
-            .checked_sub(base)
-            .and_then(|index| registration.devices.get(index as usize))
-        else {
-            return ENXIO.to_errno();
-        };
-        if !T::HAS_LLSEEK {
-            // SAFETY: `inode` and `file` are being opened.
-            let ret = unsafe { bindings::stream_open(inode, file) };
-            if ret != 0 {
-                return ret;
-            }
-        }
-        // SAFETY: `file` is valid for the duration of the call, and no `fdget_pos` region can be
-        // active on a file that is still being opened.
-        let file_ref = unsafe { File::from_raw_file(file) };
-        // The VFS fails an `O_DIRECT` open after `->open` returns unless the file can do
-        // direct I/O, which no file of this abstraction can. Refusing it here keeps a driver's
-        // `open` from having effects (emptying a device, say) for an open that fails anyway.
-        if file_ref.flags() & bindings::O_DIRECT != 0 {
-            return EINVAL.to_errno();
-        }
-        match T::open(device, file_ref) {
-            Ok(ptr) => {
-                // SAFETY: `chrdev_open` left `private_data` to the driver; from now on it holds
-                // a `T::Ptr`, taken back in `release`.
-                unsafe { (*file).private_data = ptr.into_foreign() };
-                0
-            }
-            Err(err) => err.to_errno(),
-        }
-    }
-
-    /// # Safety
-    ///
-    /// `file` must be a file opened by [`Self::open`], being released.
-    unsafe extern "C" fn release(_inode: *mut bindings::inode, file: *mut bindings::file) -> c_int {
-        // SAFETY: `open` stored a `T::Ptr` in `private_data`; release takes it back, once.
-        let ptr = unsafe { T::Ptr::from_foreign((*file).private_data) };
-        // SAFETY: `file` is valid during release and no `fdget_pos` region is active on it.
-        T::release(ptr, unsafe { File::from_raw_file(file) });
-        0
-    }
-
-    /// # Safety
-    ///
-    /// `kiocb` must belong to a file opened by [`Self::open`]; `iter` must be a valid
-    /// destination iterator.
-    unsafe extern "C" fn read_iter(
-        kiocb: *mut bindings::kiocb,
-        iter: *mut bindings::iov_iter,
-    ) -> isize {
-        // SAFETY: The caller passes a valid iterator.
-        if !is_iter_direction(unsafe { (*iter).data_source }, bindings::ITER_DEST) {
-            return EINVAL.to_errno() as isize;
-        }
-        // SAFETY: The file's private data is a `T::Ptr`, as `Kiocb` requires.
-        let kiocb = unsafe { Kiocb::from_raw(kiocb) };
-        // SAFETY: The caller passes a valid destination iterator: checked just above, which
-        // also lets the compiler drop `from_raw`'s assertion of it, a panic path.
-        let iov = unsafe { IovIterDest::from_raw(iter) };
-        match T::read_iter(kiocb, iov) {
-            Ok(count) => count as isize,
-            Err(err) => err.to_errno() as isize,
-        }
-    }
-
-    /// # Safety
-    ///
-    /// `kiocb` must belong to a file opened by [`Self::open`]; `iter` must be a valid source
-    /// iterator.
-    unsafe extern "C" fn write_iter(
-        kiocb: *mut bindings::kiocb,
-        iter: *mut bindings::iov_iter,
-    ) -> isize {
-        // SAFETY: The caller passes a valid iterator.
-        if !is_iter_direction(unsafe { (*iter).data_source }, bindings::ITER_SOURCE) {
-            return EINVAL.to_errno() as isize;
-        }
-        // SAFETY: The file's private data is a `T::Ptr`, as `Kiocb` requires.
-        let kiocb = unsafe { Kiocb::from_raw(kiocb) };
-        // SAFETY: The caller passes a valid source iterator: checked just above, which also
-        // lets the compiler drop `from_raw`'s assertion of it, a panic path.
-        let iov = unsafe { IovIterSource::from_raw(iter) };
-        match T::write_iter(kiocb, iov) {
-            Ok(count) => count as isize,
-            Err(err) => err.to_errno() as isize,
-        }
-    }
-
-    /// # Safety
-    ///
-    /// `file` must be a file opened by [`Self::open`].
-    unsafe extern "C" fn llseek(file: *mut bindings::file, offset: i64, whence: c_int) -> i64 {
-        let whence = match Whence::from_raw(whence) {
-            Ok(whence) => whence,
-            Err(err) => return err.to_errno().into(),
-        };
-        // SAFETY: The private data is a `T::Ptr` until `release`, and the system call holds a
-        // reference to the file.
-        let this = unsafe { T::Ptr::borrow((*file).private_data) };
-        // Char devices get no `f_pos_lock`, so, as in C drivers, a position update here may
-        // race with `read`/`write` on a shared file description: volatile accesses keep each
-        // one whole. Every operation validates the position it gets, so a lost update is a
-        // wrong position, never an unsafe one.
-        // SAFETY: `file` is valid for the duration of the call.
-        let pos = unsafe { ptr::read_volatile(&raw const (*file).f_pos) };
-        match T::llseek(this, pos, offset, whence) {
-            Ok(pos) => {
-                // SAFETY: As above.
-                unsafe { ptr::write_volatile(&raw mut (*file).f_pos, pos) };
-                pos
-            }
-            Err(err) => err.to_errno().into(),
-        }
-    }
-
-    /// # Safety
-    ///
-    /// `file` must be a file opened by [`Self::open`].
-    unsafe extern "C" fn ioctl(file: *mut bindings::file, cmd: c_uint, arg: c_ulong) -> c_long {
-        // SAFETY: The private data is a `T::Ptr` until `release`.
-        let this = unsafe { T::Ptr::borrow((*file).private_data) };
-        // SAFETY: `file` is valid during the call and no `fdget_pos` region is active on it.
-        let file_ref = unsafe { File::from_raw_file(file) };
-        match T::ioctl(this, file_ref, cmd, arg) {
-            Ok(ret) => ret as c_long,
-            Err(err) => err.to_errno() as c_long,
-        }
-    }
-
-    /// # Safety
-    ///
-    /// `file` must be a file opened by [`Self::open`]; `table` null or a valid poll table.
-    unsafe extern "C" fn poll(
-        file: *mut bindings::file,
-        table: *mut bindings::poll_table,
-    ) -> bindings::__poll_t {
-        // SAFETY: The private data is a `T::Ptr` until `release`.
-        let this = unsafe { T::Ptr::borrow((*file).private_data) };
-        // SAFETY: `file` is valid during the call and no `fdget_pos` region is active on it.
-        let file_ref = unsafe { File::from_raw_file(file) };
-        // SAFETY: The caller passes a null or valid table, valid for the call.
-        let table = unsafe { PollTable::from_raw(table) };
-        T::poll(this, file_ref, &table).unwrap_or(bindings::POLLERR)
-    }
-
-    /// # Safety
-    ///
-    /// `file` must be a file opened by [`Self::open`], not yet released.
-    unsafe extern "C" fn fasync(fd: c_int, file: *mut bindings::file, on: c_int) -> c_int {
-        // SAFETY: The private data is a `T::Ptr` until `release`, which comes after the
-        // kernel's last call here.
-        let this = unsafe { T::Ptr::borrow((*file).private_data) };
-        // SAFETY: `file` is valid during the call and no `fdget_pos` region is active on it.
-        let file_ref = unsafe { File::from_raw_file(file) };
-        match T::fasync(this, file_ref, fd, on != 0) {
-            Ok(()) => 0,
-            Err(err) => err.to_errno(),
-        }
-    }
-
-    const VTABLE: bindings::file_operations = bindings::file_operations {
-        owner: this_module::<T::OwnerModule>().as_ptr(),
-        open: Some(Self::open),
-        release: Some(Self::release),
-        read_iter: if T::HAS_READ_ITER {
-            Some(Self::read_iter)
-        } else {
-            None
-        },
-        write_iter: if T::HAS_WRITE_ITER {
-            Some(Self::write_iter)
-        } else {
-            None
-        },
-        llseek: if T::HAS_LLSEEK {
-            Some(Self::llseek)
-        } else {
-            None
-        },
-        unlocked_ioctl: if T::HAS_IOCTL {
-            Some(Self::ioctl)
-        } else {
-            None
-        },
-        #[cfg(CONFIG_COMPAT)]
-        compat_ioctl: if T::HAS_IOCTL {
-            bindings::compat_ptr_ioctl
-        } else {
-            None
-        },
-        poll: if T::HAS_POLL { Some(Self::poll) } else { None },
-        fasync: if T::HAS_FASYNC {
-            Some(Self::fasync)
-        } else {
-            None
-        },
-        ..pin_init::zeroed()
-    };
-
-    const fn build() -> &'static bindings::file_operations {
-        &Self::VTABLE
     }
 }

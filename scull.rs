@@ -10,11 +10,13 @@
 //! This file is the module only: its parameters and its registrations. The rest is by topic:
 //! `scull_fops.rs` (file operations), `scull_ioctl.rs` (ioctls), `scull_proc.rs` (`/proc`
 //! views), `scull_mutex.rs` (a device's memory and locking), `scull_pipe.rs` (scullpipe),
-//! `scull_access.rs` (access control), and `chrdev.rs` (the char-device plumbing).
+//! `scull_access.rs` (access control), and `chrdev.rs` and `file_ops.rs` (the char-device
+//! plumbing).
 
 mod capability;
 mod chrdev;
 mod fasync;
+mod file_ops;
 mod interruptible_mutex;
 mod iov_buffer;
 mod kiocb;
@@ -31,12 +33,12 @@ mod tty;
 mod user_memory;
 
 use chrdev::{
-    Operations,
     Region,
     Registration,
     MAX_MAJOR,
     MAX_MINOR, //
 };
+use file_ops::Operations;
 use kernel::{
     prelude::*,
     sync::Arc, //

@@ -7,6 +7,11 @@
 //! message, and the next read on the same open file gets end of file, so `cat /dev/complete`
 //! sleeps, prints one line when woken, and exits. Ctrl-C ends the sleep at once.
 //!
+//! With `O_NONBLOCK`, a read that finds no write waiting for it fails with `EAGAIN` instead
+//! of sleeping, and `poll(2)` reports `POLLIN` exactly when a read would pass at once (a write
+//! is waiting, or the file's read was woken already and the next one is end of file), and
+//! `POLLOUT` always: a write never sleeps.
+//!
 //! The `COMPLETE_IOC_WAKE_ALL` ioctl lets every sleeping reader through at once; as waking
 //! readers is what a write does, it needs a file open for writing (`EBADF` otherwise).
 //! Unlike C's `complete_all()`, it leaves the next reader to sleep: see
@@ -15,20 +20,21 @@
 //! Every read and write is logged, as in LDD3, but at most [`ratelimit::BURST`] lines per
 //! 5 seconds: user space must not be able to flood the kernel log.
 
-mod misc_shared;
+mod file_ops;
+mod kiocb;
+mod misc;
 mod ratelimit;
 mod task;
 mod wake_handoff;
 
-use misc_shared::{
-    SharedMisc,
-    SharedMiscOps, //
-};
+use file_ops::Operations;
+use kiocb::kiocb_open_file;
 use ratelimit::RateLimit;
 use task::current_comm;
 use wake_handoff::WakeHandoff;
 
 use kernel::{
+    bindings,
     fmt,
     fs::{
         file::flags,
@@ -48,6 +54,7 @@ use kernel::{
             AtomicFlag,
             Release, //
         },
+        poll::PollTable,
         Arc,
     }, //
 };
@@ -66,13 +73,13 @@ const COMPLETE_IOC_WAKE_ALL: u32 = _IO('k' as u32, 0x40);
 #[pin_data]
 struct CompleteModule {
     #[pin]
-    _device: SharedMisc<CompleteFile>,
+    _device: misc::Registration<CompleteFile>,
 }
 
 impl kernel::InPlaceModule for CompleteModule {
     fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
-            _device <- SharedMisc::register(
+            _device <- misc::Registration::new(
                 c"complete",
                 Arc::pin_init(Shared::new(), GFP_KERNEL)?,
             ),
@@ -116,11 +123,12 @@ struct CompleteFile {
     woken: AtomicFlag,
 }
 
-impl SharedMiscOps for CompleteFile {
-    type Shared = Arc<Shared>;
+#[vtable]
+impl Operations for CompleteFile {
+    type Device = Shared;
     type Ptr = KBox<Self>;
 
-    fn open(_file: &File, shared: &Arc<Shared>) -> Result<KBox<Self>> {
+    fn open(shared: &Arc<Shared>, _file: &File) -> Result<KBox<Self>> {
         Ok(KBox::new(
             Self {
                 shared: shared.clone(),
@@ -144,8 +152,14 @@ impl SharedMiscOps for CompleteFile {
         let (_, message) = message.to_bytes_with_nul().split_last().ok_or(EINVAL)?;
 
         let shared = &this.shared;
-        shared.log(fmt!("process {pid} ({comm}) going to sleep\n"));
-        shared.handoff.wait_interruptible()?;
+        if kiocb_open_file(&kiocb).flags() & flags::O_NONBLOCK != 0 {
+            if !shared.handoff.try_take() {
+                return Err(EAGAIN);
+            }
+        } else {
+            shared.log(fmt!("process {pid} ({comm}) going to sleep\n"));
+            shared.handoff.wait_interruptible()?;
+        }
         shared.log(fmt!("awoken {pid} ({comm})\n"));
 
         let copied = iov.copy_to_iter(message.get(..iov.len()).unwrap_or(message));
@@ -170,6 +184,19 @@ impl SharedMiscOps for CompleteFile {
         iov.advance(count);
         this.shared.handoff.complete();
         Ok(count)
+    }
+
+    fn poll(this: &CompleteFile, file: &File, table: &PollTable<'_>) -> Result<u32> {
+        // A write never sleeps; a read passes at once when a write is banked for it, or when
+        // it is end of file.
+        let readable = this.shared.handoff.poll(file, table) || this.woken.load(Acquire);
+        Ok(bindings::POLLOUT
+            | bindings::POLLWRNORM
+            | if readable {
+                bindings::POLLIN | bindings::POLLRDNORM
+            } else {
+                0
+            })
     }
 
     fn ioctl(this: &CompleteFile, file: &File, cmd: u32, _arg: usize) -> Result<isize> {

@@ -3,7 +3,7 @@
 //! The file operations of the scull devices: open, read, write, llseek and ioctl on
 //! `/dev/scullN`, `scullpriv` and the access-controlled devices.
 
-use crate::chrdev::{
+use crate::file_ops::{
     Operations,
     Whence, //
 };

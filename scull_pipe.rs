@@ -13,8 +13,8 @@
 //! wrap point, so a read returns everything available up to its count.
 
 use crate::{
-    chrdev::Operations,
     fasync::FasyncQueue,
+    file_ops::Operations,
     interruptible_mutex::{
         new_interruptible_mutex,
         InterruptibleMutex,

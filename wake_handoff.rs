@@ -15,8 +15,10 @@
 //!   later waiters sleep (unlike C's `complete_all()`).
 //! - [`WakeHandoff::wait_interruptible`]: sleeps until a wake-up is handed over, or a signal
 //!   arrives.
+//! - [`WakeHandoff::try_take`] and [`WakeHandoff::poll`]: the same wait without sleeping, for
+//!   `O_NONBLOCK` readers, and the readiness `poll(2)` reports.
 //!
-//! It is built from a [`Mutex`] and a [`CondVar`] rather than from raw `struct completion`
+//! It is built from a [`Mutex`] and a [`PollCondVar`] rather than from raw `struct completion`
 //! bindings: the same semantics in safe code, covered by lockdep. The counting itself is a
 //! pure state machine, tested by the `scull_wake_handoff` KUnit suite below.
 //!
@@ -32,11 +34,15 @@
 //! ```
 
 use kernel::{
-    new_condvar,
+    fs::File,
     new_mutex,
+    new_poll_condvar,
     prelude::*,
     sync::{
-        CondVar,
+        poll::{
+            PollCondVar,
+            PollTable, //
+        },
         Mutex, //
     }, //
 };
@@ -78,7 +84,13 @@ impl Counts {
         self.sleepers = self.sleepers.saturating_add(1);
     }
 
-    /// Takes a banked wake-up for a waiter that [`arrive`](Self::arrive)d, if there is one.
+    /// Whether a wake-up is banked, which the next [`pass`](Self::pass) would take.
+    fn passable(&self) -> bool {
+        self.banked > 0
+    }
+
+    /// Takes a banked wake-up, if there is one: for a waiter that [`arrive`](Self::arrive)d,
+    /// or for one that will not sleep.
     fn pass(&mut self) -> bool {
         if self.banked == 0 {
             return false;
@@ -98,8 +110,11 @@ impl Counts {
 pub(crate) struct WakeHandoff {
     #[pin]
     counts: Mutex<Counts>,
+    /// Waiters sleep here, and `poll(2)` callers too. Waiters wait exclusively and pollers
+    /// do not, so `notify_one` wakes one waiter and every poller: a poller never takes the
+    /// place of the waiter a wake-up is for.
     #[pin]
-    changed: CondVar,
+    changed: PollCondVar,
 }
 
 impl WakeHandoff {
@@ -107,7 +122,7 @@ impl WakeHandoff {
     pub(crate) fn new() -> impl PinInit<Self> {
         pin_init!(Self {
             counts <- new_mutex!(Counts::new(), "WakeHandoff::counts"),
-            changed <- new_condvar!("WakeHandoff::changed"),
+            changed <- new_poll_condvar!("WakeHandoff::changed"),
         })
     }
 
@@ -127,6 +142,23 @@ impl WakeHandoff {
         let woken = self.counts.lock().wake_all();
         self.changed.notify_all();
         woken
+    }
+
+    /// Takes a banked wake-up without sleeping: whether there was one.
+    ///
+    /// Like a waiter that arrives while woken ones are on their way out (see
+    /// [`WakeHandoff::wake_all`]), it may take a wake-up that a sleeper was woken for; that
+    /// sleeper then sleeps on, and the count of tasks let through stays exact.
+    pub(crate) fn try_take(&self) -> bool {
+        self.counts.lock().pass()
+    }
+
+    /// Adds `file`'s poll to the tasks woken when a wake-up is banked, and returns whether one
+    /// is banked now: whether a waiter arriving now would pass at once.
+    pub(crate) fn poll(&self, file: &File, table: &PollTable<'_>) -> bool {
+        // Registered before the check, so that a wake-up banked in between still wakes it.
+        table.register_wait(file, &self.changed);
+        self.counts.lock().passable()
     }
 
     /// Sleeps until a wake-up is handed to this task.
@@ -239,5 +271,17 @@ mod tests {
         counts.leave();
         counts.arrive();
         assert!(counts.pass());
+    }
+
+    #[test]
+    fn a_waiter_that_will_not_sleep_takes_only_a_banked_wake_up() {
+        let mut counts = Counts::new();
+        assert!(!counts.passable());
+        assert!(!counts.pass());
+        counts.complete();
+        assert!(counts.passable());
+        assert!(counts.pass());
+        assert!(!counts.passable());
+        assert_eq!(counts, Counts::new());
     }
 }

@@ -3,9 +3,11 @@
 import errno
 import fcntl
 import os
+import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -190,6 +192,72 @@ def test_log_lines_are_rate_limited(log_since):
     for _ in range(41):
         with opened(DEVICE, os.O_RDONLY) as reader:
             assert os.read(reader, 100).startswith(b"awoken")
+
+
+POLL_IN = select.POLLIN | select.POLLRDNORM
+POLL_OUT = select.POLLOUT | select.POLLWRNORM
+SYS_POLL = 7
+
+
+def poll_events(fd, timeout_ms=0, events=POLL_IN | POLL_OUT):
+    poller = select.poll()
+    poller.register(fd, events)
+    return dict(poller.poll(timeout_ms)).get(fd, 0)
+
+
+def test_nonblocking_read_fails_with_eagain_until_a_write_is_banked():
+    with opened(DEVICE, os.O_RDONLY | os.O_NONBLOCK) as fd:
+        with pytest.raises(BlockingIOError):
+            os.read(fd, 100)
+        assert poll_events(fd) == POLL_OUT
+        wake()
+        assert poll_events(fd) == POLL_IN | POLL_OUT
+        assert os.read(fd, 100) == f"awoken {threading.get_native_id()} (python3)\n".encode()
+        # This file's read passed: its next one is end of file, which poll reports as
+        # readable; the completion was taken, so a fresh file reads nothing yet.
+        assert poll_events(fd) == POLL_IN | POLL_OUT
+        assert os.read(fd, 100) == b""
+    with opened(DEVICE, os.O_RDONLY | os.O_NONBLOCK) as fd:
+        assert poll_events(fd) == POLL_OUT
+        with pytest.raises(BlockingIOError):
+            os.read(fd, 100)
+
+
+def test_poll_wakes_on_a_write_and_never_takes_a_sleeping_readers_wakeup():
+    """A task sleeping in poll and a reader sleeping in read: a write wakes the reader, which
+    passes. The poller may see that write's completion before the reader takes it, or sleep
+    on until the next write; either way it reports POLLIN, and only the second write is left
+    banked."""
+    reader = start_reader()
+    try:
+        wait_until_asleep([reader])
+        with opened(DEVICE, os.O_RDONLY) as fd:
+            result = []
+            # POLLIN alone: POLLOUT is always ready, and would end the wait at once.
+            poller = threading.Thread(
+                target=lambda: result.append(poll_events(fd, 60000, events=POLL_IN)))
+            poller.start()
+            try:
+                blocking.wait_until_sleeping(os.getpid(), SYS_POLL, tid=poller.native_id)
+                wake()
+                first, _ = finish(reader)
+                assert first.startswith(b"awoken ")
+                wake()
+                poller.join(WAKE_BOUND_S)
+                assert result == [POLL_IN]
+            finally:
+                if poller.is_alive():
+                    wake()
+                    poller.join(WAKE_BOUND_S)
+    finally:
+        if reader.poll() is None:
+            reader.kill()
+            reader.wait()
+    with opened(DEVICE, os.O_RDONLY | os.O_NONBLOCK) as fd:
+        assert os.read(fd, 100).startswith(b"awoken ")
+    with opened(DEVICE, os.O_RDONLY | os.O_NONBLOCK) as fd:
+        with pytest.raises(BlockingIOError):
+            os.read(fd, 100)
 
 
 def test_unknown_ioctl_is_enotty():

@@ -8,12 +8,18 @@ not determined, so the model checks how many finish. COMPLETE_IOC_WAKE_ALL retur
 number of sleepers and banks nothing; a signal ends one sleeper's read with EINTR. Every
 reader that finishes must have read "awoken TID (COMM)\\n" (cut to its buffer), then end of
 file; between steps every reader the model says sleeps still sleeps in read().
+
+A read with O_NONBLOCK takes a banked completion or fails with EAGAIN. poll(2) must report
+POLLOUT always, and POLLIN exactly when a read would pass at once: a completion is banked,
+or the file's read was woken already (its next read is end of file).
 """
 
 import ctypes
 import errno
 import functools
 import os
+import select
+import threading
 import time
 
 from hypothesis import strategies as st
@@ -42,6 +48,22 @@ def step(f):
         f(self, **kwargs)
         self.trusted = True
     return wrapper
+
+
+POLL_IN = select.POLLIN | select.POLLRDNORM
+POLL_OUT = select.POLLOUT | select.POLLWRNORM
+
+
+def poll_now(fd):
+    poller = select.poll()
+    poller.register(fd, POLL_IN | POLL_OUT)
+    with WATCHDOG.guard("poll(timeout 0)"):
+        return poller.poll(0)
+
+
+def thread_comm():
+    with open("/proc/thread-self/comm") as f:
+        return f.read().rstrip("\n")
 
 
 class Reader:
@@ -208,6 +230,32 @@ class CompleteMachine(ModelMachine):
         first, again = reader.finish()
         self.check(f"{reader}'s read interrupted by a signal", first, -errno.EINTR)
 
+    @rule(size=st.one_of(st.integers(1, 30), st.just(100)))
+    @step
+    def nonblocking_read(self, size):
+        """Takes a banked completion without sleeping, or fails with EAGAIN; a file whose read
+        passed polls readable (end of file) and reads end of file."""
+        with opened(DEVICE, os.O_RDONLY | os.O_NONBLOCK) as fd:
+            buf = ctypes.create_string_buffer(size)
+            with WATCHDOG.guard(f"read({size}) with O_NONBLOCK"):
+                got = libcio.read(fd, ctypes.addressof(buf), size)
+            if not self.done:
+                self.check(f"read({size}) with O_NONBLOCK", got, -errno.EAGAIN)
+                self.check_poll(fd, readable=False)
+                return
+            self.done -= 1
+            message = f"awoken {threading.get_native_id()} ({thread_comm()})\n".encode()[:size]
+            self.check(f"read({size}) with O_NONBLOCK", got, len(message))
+            assert buf.raw[:got] == message, f"read {buf.raw[:got]!r}, expected {message!r}"
+            self.check_poll(fd, readable=True)
+            self.check("read() after a woken read", libcio.read(fd, ctypes.addressof(buf), size), 0)
+
+    def check_poll(self, fd, readable):
+        got = dict(poll_now(fd)).get(fd, 0)
+        expected = POLL_OUT | (POLL_IN if readable else 0)
+        assert got == expected, (f"poll() reported {got:#x}, the model predicted {expected:#x} "
+                                 f"({self.done} banked, {len(self.sleepers)} asleep)")
+
     @rule()
     @step
     def read_nothing(self):
@@ -232,6 +280,11 @@ class CompleteMachine(ModelMachine):
     def unknown_ioctl(self, nr):
         cmd = (ord("k") << 8) | nr
         self.check(f"ioctl({cmd:#x})", libcio.ioctl(self.fd, cmd), -errno.ENOTTY)
+
+    @invariant()
+    @step
+    def poll_reports_what_a_read_would_do(self):
+        self.check_poll(self.fd, readable=self.done > 0)
 
     @invariant()
     @step
