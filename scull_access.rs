@@ -221,8 +221,10 @@ impl<B: WhenBusy> Policy for OneUser<B> {
 #[pin_data]
 pub(crate) struct PerTerminal {
     settings: Arc<Settings>,
+    /// A fixed table rather than a growable vector: the bound is small, and a `KVec`'s
+    /// length arithmetic would compile panic paths into the module.
     #[pin]
-    devices: Mutex<KVec<TerminalDevice>>,
+    devices: Mutex<[Option<TerminalDevice>; MAX_TERMINALS]>,
 }
 
 /// The device of one terminal in one session.
@@ -244,8 +246,29 @@ impl PerTerminal {
     pub(crate) fn new(settings: Arc<Settings>) -> impl PinInit<Self> {
         pin_init!(Self {
             settings,
-            devices <- new_mutex!(KVec::new(), "PerTerminal::devices"),
+            devices <- new_mutex!(
+                pin_init::init_array_from_fn(|_| None),
+                "PerTerminal::devices"
+            ),
         })
+    }
+
+    /// Forgets the devices of sessions that ended, one at a time, each freed after the table's
+    /// lock is dropped: freeing a large device takes long, and every `scullpriv` open waits
+    /// for that lock.
+    fn forget_ended_sessions(&self) {
+        loop {
+            let ended = self
+                .devices
+                .lock()
+                .iter_mut()
+                .find(|slot| slot.as_ref().is_some_and(|entry| !entry.session.is_alive()))
+                .and_then(Option::take);
+            // The lock is dropped: the device goes here, unless a file still holds it.
+            if ended.is_none() {
+                return;
+            }
+        }
     }
 
     /// The device of the current task's terminal and session for a file opened with `file`'s
@@ -254,11 +277,11 @@ impl PerTerminal {
     pub(crate) fn device(&self, file: &File) -> Result<Arc<ScullDev>> {
         let terminal = current_tty_devnum().ok_or(EINVAL)?;
         let session = Session::current().ok_or(EINVAL)?;
+        self.forget_ended_sessions();
         let mut devices = self.devices.lock();
-        // Sessions that ended take their devices with them.
-        devices.retain(|entry| entry.session.is_alive());
         if let Some(entry) = devices
             .iter()
+            .flatten()
             .find(|entry| entry.terminal == terminal && entry.session == session)
         {
             return Ok(entry.device.clone());
@@ -273,21 +296,23 @@ impl PerTerminal {
         // are at most `MAX_TERMINALS` entries.
         let held = devices
             .iter()
+            .flatten()
             .filter(|entry| entry.creator == creator)
             .fold(0usize, |held, _| held.saturating_add(1));
-        if held >= MAX_PER_USER || devices.len() >= MAX_TERMINALS {
+        if held >= MAX_PER_USER {
             return Err(ENOSPC);
         }
+        let free = devices
+            .iter_mut()
+            .find(|slot| slot.is_none())
+            .ok_or(ENOSPC)?;
         let device = new_device()?;
-        devices.push(
-            TerminalDevice {
-                terminal,
-                session,
-                creator,
-                device: device.clone(),
-            },
-            GFP_KERNEL,
-        )?;
+        *free = Some(TerminalDevice {
+            terminal,
+            session,
+            creator,
+            device: device.clone(),
+        });
         Ok(device)
     }
 }
