@@ -1,12 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Rate limiting for log lines that user space can trigger at will, in safe Rust.
+//! Rate limiting for log lines that user space can trigger at will.
 //!
 //! Staging for a `kernel::ratelimit` module (next to `kernel::print`): C's
 //! `printk_ratelimited()` family and `struct ratelimit_state` have no Rust API, and
 //! initialising a `ratelimit_state` needs an inline C function that the bindings cannot call.
 //! [`RateLimit`] gives the same policy as C's defaults: at most [`BURST`] lines per
 //! [`INTERVAL_MS`] window, and a count of what was suppressed once the next window opens.
+//!
+//! Windows are measured in jiffies with wrapping arithmetic, as C's `time_after()` does:
+//! `kernel::time::Instant`'s subtraction is overflow-checked, a panic path in every module
+//! that uses it, although its invariant says it never overflows.
 //!
 //! # Examples
 //!
@@ -22,25 +26,34 @@
 //! }
 //! ```
 
+use core::ptr;
+
 use kernel::{
+    bindings,
+    ffi::c_ulong,
     new_mutex,
     prelude::*,
     sync::Mutex,
-    time::{
-        Delta,
-        Instant,
-        Monotonic, //
-    }, //
+    time::msecs_to_jiffies, //
 };
 
 /// Lines allowed per window (C's `DEFAULT_RATELIMIT_BURST`).
 pub(crate) const BURST: u32 = 10;
 
 /// Length of a window in milliseconds (C's `DEFAULT_RATELIMIT_INTERVAL`, 5 s).
-pub(crate) const INTERVAL_MS: i64 = 5000;
+pub(crate) const INTERVAL_MS: u32 = 5000;
+
+/// The current value of the kernel's tick counter, `jiffies`.
+fn jiffies_now() -> c_ulong {
+    // SAFETY: `jiffies` is a valid, aligned `unsigned long` for the kernel's whole life. The
+    // timer interrupt updates it, so it is read once, with a volatile read, as C's `volatile`
+    // declaration does; a machine word is read whole on every architecture Linux supports.
+    unsafe { ptr::read_volatile(&raw const bindings::jiffies) }
+}
 
 struct Window {
-    start: Instant<Monotonic>,
+    /// `jiffies` when the window opened.
+    start: c_ulong,
     printed: u32,
     suppressed: u32,
 }
@@ -58,7 +71,7 @@ impl RateLimit {
         pin_init!(Self {
             window <- new_mutex!(
                 Window {
-                    start: Instant::now(),
+                    start: jiffies_now(),
                     printed: 0,
                     suppressed: 0,
                 },
@@ -71,10 +84,11 @@ impl RateLimit {
     /// since it last could (to report first, if not zero); `None` when it must stay quiet.
     pub(crate) fn allow(&self) -> Option<u32> {
         let mut window = self.window.lock();
-        if window.start.elapsed() >= Delta::from_millis(INTERVAL_MS) {
+        let now = jiffies_now();
+        if now.wrapping_sub(window.start) >= msecs_to_jiffies(INTERVAL_MS) {
             let suppressed = window.suppressed;
             *window = Window {
-                start: Instant::now(),
+                start: now,
                 printed: 1,
                 suppressed: 0,
             };
