@@ -67,7 +67,10 @@ use scull_pipe::{
     ScullPipe,
     MAX_PIPE_BUFFER, //
 };
-use scull_proc::MemoryView;
+use scull_proc::{
+    MemoryView,
+    PipeView, //
+};
 
 module! {
     type: ScullModule,
@@ -243,6 +246,7 @@ struct ScullModule {
     // also leaves the region for last.)
     _scullmem: ProcFile<MemoryView>,
     _scullseq: ProcFile<MemoryView>,
+    _scullpipe: ProcFile<PipeView>,
     #[pin]
     _devices: Registration<ScullFile<ScullDev>>,
     #[pin]
@@ -278,7 +282,10 @@ impl kernel::InPlaceModule for ScullModule {
             let minors = config.minors;
             let region = Region::new(c"scull", config.major, config.first_minor, minors)?;
             let budget = Arc::new(MemoryBudget::new(config.mem_limit), GFP_KERNEL)?;
-            let settings = Arc::pin_init(Settings::new(config.layout, budget), GFP_KERNEL)?;
+            let settings = Arc::pin_init(
+                Settings::new(config.layout, config.pipe_buffer, budget),
+                GFP_KERNEL,
+            )?;
             // Every vector is filled within the capacity it was allocated with:
             // `push_within_capacity` neither grows it nor has length arithmetic to overflow.
             // (It cannot fail here; if it did, that would be ENOMEM.)
@@ -293,13 +300,13 @@ impl kernel::InPlaceModule for ScullModule {
             }
             let devices = Registration::new(&region, 0, devices);
             let mut pipes = KVec::with_capacity(config.pipes as usize, GFP_KERNEL)?;
+            let mut viewed_pipes = KVec::with_capacity(config.pipes as usize, GFP_KERNEL)?;
             for _ in 0..config.pipes {
-                pipes
-                    .push_within_capacity(Arc::pin_init(
-                        PipeDev::new(config.pipe_buffer),
-                        GFP_KERNEL,
-                    )?)
+                let pipe = Arc::pin_init(PipeDev::new(settings.clone()), GFP_KERNEL)?;
+                viewed_pipes
+                    .push_within_capacity(pipe.clone())
                     .map_err(|_| ENOMEM)?;
+                pipes.push_within_capacity(pipe).map_err(|_| ENOMEM)?;
             }
             let pipes = Registration::new(&region, config.nr_devs, pipes);
             // The access devices take the last minors. Every index below is below `minors`,
@@ -332,6 +339,12 @@ impl kernel::InPlaceModule for ScullModule {
                 },
                 GFP_KERNEL,
             )?;
+            let pipe_view = Arc::new(
+                PipeView {
+                    pipes: viewed_pipes,
+                },
+                GFP_KERNEL,
+            )?;
             let (major, first_minor) = (region.major(), region.first_minor());
             // Made in this order: the region, then the devices, then the views that show them,
             // and last the log line, once everything is in place; on failure pin-init drops
@@ -346,6 +359,7 @@ impl kernel::InPlaceModule for ScullModule {
                 _priv <- private,
                 _scullmem: ProcFile::single(c"scullmem", view.clone())?,
                 _scullseq: ProcFile::records(c"scullseq", view)?,
+                _scullpipe: ProcFile::single(c"scullpipe", pipe_view)?,
                 _: {
                     pr_info!(
                         "major {}, minors {}..{}: {} scull (quantum {}, qset {}, {} bytes in \

@@ -28,6 +28,10 @@
 #define SCULL_IOCHQUANTUM _IO(SCULL_IOC_MAGIC, 11)
 #define SCULL_IOCHQSET    _IO(SCULL_IOC_MAGIC, 12)
 
-#define SCULL_IOC_MAXNR 12
+/* scullpipe's buffer size, from a pipe's next open with no file open; any scull device. */
+#define SCULL_P_IOCTSIZE  _IO(SCULL_IOC_MAGIC, 13)
+#define SCULL_P_IOCQSIZE  _IO(SCULL_IOC_MAGIC, 14)
+
+#define SCULL_IOC_MAXNR 14
 
 #endif /* SCULL_IOCTL_H */

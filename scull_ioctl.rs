@@ -10,6 +10,7 @@ use crate::scull_mutex::{
     Layout,
     Settings, //
 };
+use crate::scull_pipe::MAX_PIPE_BUFFER;
 use kernel::{
     ffi::c_int,
     ioctl::{
@@ -25,7 +26,7 @@ use kernel::{
     }, //
 };
 
-// LDD3's ioctl numbers (`scull.h`): magic 'k', numbers 0 to 12. S: set through a pointer,
+// LDD3's ioctl numbers (`scull.h`): magic 'k', numbers 0 to 14. S: set through a pointer,
 // T: set from the argument, G: get through a pointer, Q: return as the result, X: exchange
 // through a pointer, H: set from the argument and return the old value ("shift").
 const SCULL_IOC_MAGIC: u32 = b'k' as u32;
@@ -42,6 +43,9 @@ const SCULL_IOCXQUANTUM: u32 = _IOWR::<c_int>(SCULL_IOC_MAGIC, 9);
 const SCULL_IOCXQSET: u32 = _IOWR::<c_int>(SCULL_IOC_MAGIC, 10);
 const SCULL_IOCHQUANTUM: u32 = _IO(SCULL_IOC_MAGIC, 11);
 const SCULL_IOCHQSET: u32 = _IO(SCULL_IOC_MAGIC, 12);
+// scullpipe's buffer size (LDD3's `scull_p_buffer`), answered by every scull device.
+const SCULL_P_IOCTSIZE: u32 = _IO(SCULL_IOC_MAGIC, 13);
+const SCULL_P_IOCQSIZE: u32 = _IO(SCULL_IOC_MAGIC, 14);
 
 /// Which setting an ioctl is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,10 +123,24 @@ fn decode(cmd: u32) -> Option<(Op, Setting)> {
 
 /// Handles LDD3's ioctls on any scull device.
 pub(crate) fn scull_ioctl(settings: &Settings, cmd: u32, arg: usize) -> Result<isize> {
-    if cmd == SCULL_IOCRESET {
-        require_admin()?;
-        settings.reset();
-        return Ok(0);
+    match cmd {
+        SCULL_IOCRESET => {
+            require_admin()?;
+            settings.reset();
+            return Ok(0);
+        }
+        SCULL_P_IOCTSIZE => {
+            require_admin()?;
+            let size = c_int::try_from(arg)
+                .ok()
+                .and_then(|size| usize::try_from(size).ok())
+                .filter(|size| (1..=MAX_PIPE_BUFFER).contains(size))
+                .ok_or(EINVAL)?;
+            settings.set_pipe_buffer(size);
+            return Ok(0);
+        }
+        SCULL_P_IOCQSIZE => return Ok(as_c_int(settings.pipe_buffer()) as isize),
+        _ => {}
     }
     // Wrong magic, number, direction or size alike.
     let (op, setting) = decode(cmd).ok_or(ENOTTY)?;
@@ -196,6 +214,8 @@ mod tests {
         assert_eq!(SCULL_IOCGQSET, 0x8004_6b06);
         assert_eq!(SCULL_IOCXQSET, 0xc004_6b0a);
         assert_eq!(SCULL_IOCHQSET, 0x6b0c);
+        assert_eq!(SCULL_P_IOCTSIZE, 0x6b0d);
+        assert_eq!(SCULL_P_IOCQSIZE, 0x6b0e);
     }
 
     #[test]
@@ -220,9 +240,11 @@ mod tests {
     }
 
     #[test]
-    fn reset_is_not_decoded() {
-        // `scull_ioctl` handles it before decoding: it has no setting.
+    fn reset_and_the_pipe_size_are_not_decoded() {
+        // `scull_ioctl` handles them before decoding: they have no layout setting.
         assert_eq!(decode(SCULL_IOCRESET), None);
+        assert_eq!(decode(SCULL_P_IOCTSIZE), None);
+        assert_eq!(decode(SCULL_P_IOCQSIZE), None);
     }
 
     #[test]
@@ -233,7 +255,7 @@ mod tests {
 
     #[test]
     fn wrong_number_is_refused() {
-        assert_eq!(decode(0x6b0d), None);
+        assert_eq!(decode(0x6b0f), None);
         assert_eq!(decode(0x6bff), None);
     }
 

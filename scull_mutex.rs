@@ -660,25 +660,45 @@ impl Storage {
 }
 
 /// What all scull devices share: the layout they adopt when they are next trimmed (LDD3's
-/// `scull_quantum` and `scull_qset` globals, changed through the ioctls), and the memory
-/// budget they draw from.
+/// `scull_quantum` and `scull_qset` globals, changed through the ioctls), the size of a
+/// scullpipe's buffer (LDD3's `scull_p_buffer`), and the memory budget they draw from.
 #[pin_data]
 pub(crate) struct Settings {
     /// The layout given at load time, which `SCULL_IOCRESET` restores.
     initial: Layout,
     #[pin]
     current: Mutex<Layout>,
+    /// The bytes of buffer a scullpipe takes when it is next opened with no file open.
+    #[pin]
+    pipe_buffer: Mutex<usize>,
     budget: Arc<MemoryBudget>,
 }
 
 impl Settings {
-    /// Settings that start from, and reset to, `layout`, for devices that draw from `budget`.
-    pub(crate) fn new(layout: Layout, budget: Arc<MemoryBudget>) -> impl PinInit<Self> {
+    /// Settings that start from, and reset to, `layout`, with pipes of `pipe_buffer` bytes,
+    /// for devices that draw from `budget`.
+    pub(crate) fn new(
+        layout: Layout,
+        pipe_buffer: usize,
+        budget: Arc<MemoryBudget>,
+    ) -> impl PinInit<Self> {
         pin_init!(Self {
             initial: layout,
             current <- new_mutex!(layout, "Settings::current"),
+            pipe_buffer <- new_mutex!(pipe_buffer, "Settings::pipe_buffer"),
             budget,
         })
+    }
+
+    /// The size of the buffer a pipe takes when it is next opened with no file open.
+    pub(crate) fn pipe_buffer(&self) -> usize {
+        *self.pipe_buffer.lock()
+    }
+
+    /// Sets the size of the buffer pipes take from their next open with no file open; the
+    /// caller checks it.
+    pub(crate) fn set_pipe_buffer(&self, size: usize) {
+        *self.pipe_buffer.lock() = size;
     }
 
     /// The memory budget of all devices.

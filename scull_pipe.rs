@@ -11,6 +11,12 @@
 //! writers on another, with the lock released while they sleep, as
 //! `wait_event_interruptible` does in LDD3. Unlike LDD3, a call moves data across the ring's
 //! wrap point, so a read returns everything available up to its count.
+//!
+//! A pipe lives as fifo(7) says: its buffer is taken when the first file opens it and freed,
+//! with whatever data it held, when the last file closes. LDD3 frees it there too, but also
+//! empties the pipe on every open, so a new reader throws away what a writer left; here an
+//! open never discards data. The buffer's size is `scull_p_buffer` at load time, and then
+//! whatever `SCULL_P_IOCTSIZE` last set, from the pipe's next first open.
 
 use crate::{
     fasync::FasyncQueue,
@@ -20,7 +26,9 @@ use crate::{
         InterruptibleMutex,
         InterruptibleMutexGuard, //
     },
-    kiocb::kiocb_open_file, //
+    kiocb::kiocb_open_file,
+    scull_ioctl::scull_ioctl,
+    scull_mutex::Settings, //
 };
 use kernel::{
     bindings,
@@ -34,6 +42,7 @@ use kernel::{
         IovIterDest,
         IovIterSource, //
     },
+    new_mutex,
     new_poll_condvar,
     prelude::*,
     sync::{
@@ -42,7 +51,8 @@ use kernel::{
             PollTable, //
         },
         Arc,
-        ArcBorrow, //
+        ArcBorrow,
+        Mutex, //
     }, //
 };
 
@@ -66,6 +76,16 @@ struct Ring {
 }
 
 impl Ring {
+    /// A ring with no buffer: what a pipe holds while no file has it open.
+    fn unallocated() -> Self {
+        // INVARIANT: Nothing held, in a buffer of no bytes.
+        Self {
+            buffer: KVVec::new(),
+            start: 0,
+            len: 0,
+        }
+    }
+
     fn capacity(&self) -> usize {
         self.buffer.len()
     }
@@ -159,33 +179,92 @@ pub(crate) struct PipeDev {
     #[pin]
     writable: PollCondVar,
     readers_to_signal: FasyncQueue,
+    /// Files open on the pipe, and the size of its buffer. Taken before `ring` when both are:
+    /// only the first open and the last release take `ring` under it, when no other file
+    /// exists that could hold `ring`. Never held across a user copy, so `/proc/scullpipe`
+    /// reads it without waiting behind a stalled caller.
+    #[pin]
+    files: Mutex<PipeFiles>,
+    settings: Arc<Settings>,
+}
+
+/// What `/proc/scullpipe` shows of a pipe.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct PipeFiles {
+    /// Files open on the pipe.
+    pub(crate) files: usize,
+    /// Bytes of buffer it holds: none while no file is open.
+    pub(crate) buffer: usize,
 }
 
 impl PipeDev {
-    /// A new, empty pipe of `size` bytes (at most [`MAX_PIPE_BUFFER`]).
-    pub(crate) fn new(size: usize) -> impl PinInit<Self, Error> {
-        // The size is checked and the buffer allocated when the initializer runs, so that the
-        // module builds every device the same way, in place.
-        pin_init::pin_init_scope(move || {
+    /// A new pipe, whose buffer of `settings.pipe_buffer()` bytes is taken at its first open.
+    pub(crate) fn new(settings: Arc<Settings>) -> impl PinInit<Self> {
+        pin_init!(Self {
+            ring <- new_interruptible_mutex!(Ring::unallocated(), "PipeDev::ring"),
+            readable <- new_poll_condvar!("scullpipe::readable"),
+            writable <- new_poll_condvar!("scullpipe::writable"),
+            readers_to_signal: FasyncQueue::new(),
+            files <- new_mutex!(PipeFiles::default(), "PipeDev::files"),
+            settings,
+        })
+    }
+
+    /// Counts a new open file; the first one gets a fresh, empty buffer.
+    fn attach(&self) -> Result {
+        let mut state = self.files.lock();
+        let more = state.files.checked_add(1).ok_or(EMFILE)?;
+        if state.files == 0 {
+            let size = self.settings.pipe_buffer();
             if size == 0 || size > MAX_PIPE_BUFFER {
                 return Err(EINVAL);
             }
             let buffer = KVVec::from_elem(0, size, GFP_KERNEL)?;
-            Ok(try_pin_init!(Self {
-                // INVARIANT: Nothing is held, from the start of a buffer of `size` bytes.
-                ring <- new_interruptible_mutex!(
-                    Ring {
-                        buffer,
-                        start: 0,
-                        len: 0
-                    },
-                    "PipeDev::ring"
-                ),
-                readable <- new_poll_condvar!("scullpipe::readable"),
-                writable <- new_poll_condvar!("scullpipe::writable"),
-                readers_to_signal: FasyncQueue::new(),
-            }? Error))
-        })
+            // No file is open, so no read, write or poll holds the lock: this does not wait
+            // (and a signal cannot end it early).
+            let mut ring = self.ring.lock_interruptible()?;
+            // INVARIANT: Nothing held, from the start of a buffer of `size` bytes. Whatever the
+            // last close could not free goes now: an open never finds old data.
+            *ring = Ring {
+                buffer,
+                start: 0,
+                len: 0,
+            };
+            state.buffer = size;
+        }
+        state.files = more;
+        Ok(())
+    }
+
+    /// Counts a file less; the last one frees the buffer and whatever data it held.
+    fn detach(&self) {
+        let mut state = self.files.lock();
+        state.files = state.files.saturating_sub(1);
+        if state.files != 0 {
+            return;
+        }
+        // As in `attach`, nothing else can hold the lock. Should the impossible happen and a
+        // signal end the wait, the buffer stays until the next first open replaces it.
+        let old = self
+            .ring
+            .lock_interruptible()
+            .map(|mut ring| core::mem::replace(&mut *ring, Ring::unallocated()));
+        if old.is_ok() {
+            state.buffer = 0;
+        }
+        drop(state);
+        // The buffer (up to a MiB) is freed with no lock held.
+        drop(old);
+    }
+
+    /// Its files and buffer, for `/proc/scullpipe`.
+    pub(crate) fn files(&self) -> PipeFiles {
+        *self.files.lock()
+    }
+
+    /// The shared settings, for the ioctls.
+    fn settings(&self) -> &Settings {
+        &self.settings
     }
 
     /// The ring once `ready` holds for it, sleeping on `queue` meanwhile; `EAGAIN` instead of
@@ -250,7 +329,12 @@ impl Operations for ScullPipe {
     type Ptr = Arc<PipeDev>;
 
     fn open(device: &Arc<PipeDev>, _file: &File) -> Result<Arc<PipeDev>> {
+        device.attach()?;
         Ok(device.clone())
+    }
+
+    fn release(device: Arc<PipeDev>, _file: &File) {
+        device.detach();
     }
 
     fn read_iter(kiocb: Kiocb<'_, Arc<PipeDev>>, iov: &mut IovIterDest<'_>) -> Result<usize> {
@@ -279,6 +363,11 @@ impl Operations for ScullPipe {
             events |= bindings::POLLOUT | bindings::POLLWRNORM;
         }
         Ok(events)
+    }
+
+    /// LDD3's scull ioctls, as on every scull device: `SCULL_P_IOCTSIZE` among them.
+    fn ioctl(device: ArcBorrow<'_, PipeDev>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
+        scull_ioctl(device.settings(), cmd, arg)
     }
 
     fn fasync(device: ArcBorrow<'_, PipeDev>, file: &File, fd: i32, on: bool) -> Result {

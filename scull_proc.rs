@@ -12,6 +12,7 @@ use crate::scull_mutex::{
     Settings,
     Usage, //
 };
+use crate::scull_pipe::PipeDev;
 use core::cmp::Ordering;
 use kernel::{
     prelude::*,
@@ -123,6 +124,26 @@ impl ShowRecords for MemoryView {
                 totals.show(m, self.settings.budget());
             }
             Ordering::Greater => {}
+        }
+    }
+}
+
+/// `/proc/scullpipe`: each scullpipe's open files and the buffer it holds (LDD3's
+/// `scull_read_p_mem` shows those, with its read and write pointers).
+pub(crate) struct PipeView {
+    pub(crate) pipes: KVec<Arc<PipeDev>>,
+}
+
+impl ShowAll for PipeView {
+    fn show(&self, m: &SeqFile) {
+        for (index, pipe) in self.pipes.iter().enumerate() {
+            let state = pipe.files();
+            seq_print!(
+                m,
+                "scullpipe{index}: files={} buffer={}\n",
+                state.files,
+                state.buffer
+            );
         }
     }
 }

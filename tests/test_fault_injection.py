@@ -392,6 +392,44 @@ def pipe_holds(fd):
     return bool(select.select([fd], [], [], 0)[0])
 
 
+def pipe_files_and_buffer(n):
+    """scullpipe `n`'s open files and buffer bytes, from /proc/scullpipe."""
+    with open("/proc/scullpipe") as f:
+        line = f.read().splitlines()[n]
+    fields = dict(field.split("=") for field in line.split(": ", 1)[1].split())
+    return int(fields["files"]), int(fields["buffer"])
+
+
+def test_pipe_first_open_under_every_failure_point(matrix):
+    """The first open of a pipe allocates its buffer: from the Nth of scull's allocations on,
+    every one fails. A failed open must be ENOMEM and leave the pipe as it was, with no file
+    and no buffer; a successful one, a working pipe whose buffer goes with its close."""
+    path, n = "/dev/scullpipe3", 3
+    buffer = ctypes.create_string_buffer(100)
+    with FaultInjection(module="scull", exhaust=True) as fi:
+        row = matrix("scullpipe first open")
+
+        def prepare(state):
+            assert pipe_files_and_buffer(n) == (0, 0)
+
+        def first_open(state):
+            return raw_call(libc.open, path.encode(), os.O_RDWR | os.O_NONBLOCK)
+
+        def check(state, result, fired):
+            fd, err = result
+            row.saw(outcome(fd, err))
+            if fd >= 0:
+                try:
+                    assert pipe_files_and_buffer(n) == (1, 4000)
+                    assert os.write(fd, b"x" * 100) == 100
+                    assert os.readv(fd, [buffer]) == 100
+                finally:
+                    os.close(fd)
+            assert pipe_files_and_buffer(n) == (0, 0)
+        run(fi, row, prepare, first_open, check)
+        assert row.outcomes["ENOMEM"] > 0, f"no first open failed with ENOMEM: {row.outcomes}"
+
+
 def test_pipe_operations_under_every_failure_point(matrix):
     fd = os.open(PIPE, os.O_RDWR | os.O_NONBLOCK)
     buffer = ctypes.create_string_buffer(4000)

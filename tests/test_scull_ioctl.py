@@ -10,11 +10,12 @@ import sys
 
 import pytest
 
-from helpers import (INT, IOC_NONE, IOC_READ, IOC_WRITE, QSET, QUANTUM, REPO, SCULL_IOCGQSET,
-                     SCULL_IOCGQUANTUM, SCULL_IOCHQSET, SCULL_IOCHQUANTUM, SCULL_IOCQQSET,
-                     SCULL_IOCQQUANTUM, SCULL_IOCRESET, SCULL_IOCSQSET, SCULL_IOCSQUANTUM,
-                     SCULL_IOCTQSET, SCULL_IOCTQUANTUM, SCULL_IOCXQSET, SCULL_IOCXQUANTUM, dev, ioc,
-                     libc, scullctl)
+from helpers import (INT, IOC_NONE, IOC_READ, IOC_WRITE, PIPE_BUFFER, QSET, QUANTUM, REPO,
+                     SCULL_IOCGQSET, SCULL_IOCGQUANTUM, SCULL_IOCHQSET, SCULL_IOCHQUANTUM,
+                     SCULL_IOCQQSET, SCULL_IOCQQUANTUM, SCULL_IOCRESET, SCULL_IOCSQSET,
+                     SCULL_IOCSQUANTUM, SCULL_IOCTQSET, SCULL_IOCTQUANTUM, SCULL_IOCXQSET,
+                     SCULL_IOCXQUANTUM, SCULL_P_IOCQSIZE, SCULL_P_IOCTSIZE, dev, ioc, libc,
+                     opened, scullctl)
 
 
 def raw_ioctl(fd, cmd, arg):
@@ -115,6 +116,23 @@ def test_quantum_times_qset_too_large_is_einval(fd):
     assert fcntl.ioctl(fd, SCULL_IOCQQSET) == QSET
 
 
+def test_pipe_size_is_told_and_queried_through_any_device(fd):
+    """SCULL_P_IOCTSIZE takes the size from the argument, 1 byte to 1 MiB; other values are
+    EINVAL and change nothing. SCULL_P_IOCQSIZE returns it, on every kind of device."""
+    try:
+        for bad in [0, -1, (1 << 20) + 1, (1 << 32) + 100]:
+            assert raw_ioctl(fd, SCULL_P_IOCTSIZE, bad) == (-1, errno.EINVAL), bad
+        assert fcntl.ioctl(fd, SCULL_P_IOCQSIZE) == PIPE_BUFFER
+        assert raw_ioctl(fd, SCULL_P_IOCTSIZE, 1 << 20) == (0, 0)
+        assert fcntl.ioctl(fd, SCULL_P_IOCQSIZE) == 1 << 20
+        assert raw_ioctl(fd, SCULL_P_IOCTSIZE, 100) == (0, 0)
+        for node in [dev(3), "/dev/scullpipe1", "/dev/scullsingle"]:
+            with opened(node, os.O_RDONLY) as other:
+                assert fcntl.ioctl(other, SCULL_P_IOCQSIZE) == 100, node
+    finally:
+        fcntl.ioctl(fd, SCULL_P_IOCTSIZE, PIPE_BUFFER)
+
+
 @pytest.mark.parametrize("cmd", [SCULL_IOCGQUANTUM, SCULL_IOCGQSET, SCULL_IOCSQUANTUM,
                                  SCULL_IOCSQSET, SCULL_IOCXQUANTUM, SCULL_IOCXQSET])
 def test_bad_pointers_are_efault(fd, cmd):
@@ -123,7 +141,8 @@ def test_bad_pointers_are_efault(fd, cmd):
 
 
 @pytest.mark.parametrize("cmd", [
-    ioc(IOC_NONE, 13), ioc(IOC_NONE, 0xff), ioc(IOC_NONE, 0, magic=ord("j")),
+    ioc(IOC_NONE, 15), ioc(IOC_NONE, 0xff), ioc(IOC_NONE, 0, magic=ord("j")),
+    ioc(IOC_READ, 14, INT),  # SCULL_P_IOCQSIZE's number with a pointer
     ioc(IOC_NONE, 7, magic=ord("q")),
     ioc(IOC_WRITE, 1, 8),  # SCULL_IOCSQUANTUM with the size of a long
     ioc(IOC_READ, 1, INT),  # SCULL_IOCSQUANTUM's number with G's direction
@@ -149,12 +168,13 @@ print(" ".join(results))
 def test_setting_needs_cap_sys_admin(fd):
     """As user nobody: every command that sets gets EPERM, before any pointer is read."""
     cmds = [(SCULL_IOCTQUANTUM, 10), (SCULL_IOCHQSET, 10), (SCULL_IOCRESET, 0),
-            (SCULL_IOCSQUANTUM, 16), (SCULL_IOCXQSET, 16), (SCULL_IOCQQUANTUM, 0),
-            (SCULL_IOCQQSET, 0)]
+            (SCULL_IOCSQUANTUM, 16), (SCULL_IOCXQSET, 16), (SCULL_P_IOCTSIZE, 100),
+            (SCULL_IOCQQUANTUM, 0), (SCULL_IOCQQSET, 0), (SCULL_P_IOCQSIZE, 0)]
     out = subprocess.run([sys.executable, "-c", UNPRIVILEGED, dev(0),
                           *[f"{c:x}:{a}" for c, a in cmds]],
                          capture_output=True, text=True, check=True).stdout.split()
-    assert out == [f"-1/{errno.EPERM}"] * 5 + [f"{QUANTUM}/0", f"{QSET}/0"]
+    assert out == [f"-1/{errno.EPERM}"] * 6 + [f"{QUANTUM}/0", f"{QSET}/0", f"{PIPE_BUFFER}/0"]
+    assert fcntl.ioctl(fd, SCULL_P_IOCQSIZE) == PIPE_BUFFER
     assert fcntl.ioctl(fd, SCULL_IOCQQUANTUM) == QUANTUM
 
 
@@ -172,8 +192,8 @@ int main(int argc, char **argv)
 		return 1;
 	if (ioctl(fd, SCULL_IOCXQSET, &value))
 		return 2;
-	printf("%d %d %d %d\n", quantum, ioctl(fd, SCULL_IOCQQUANTUM), value,
-	       ioctl(fd, SCULL_IOCQQSET));
+	printf("%d %d %d %d %d %d\n", quantum, ioctl(fd, SCULL_IOCQQUANTUM), value,
+	       ioctl(fd, SCULL_IOCQQSET), ioctl(fd, SCULL_P_IOCQSIZE), SCULL_IOC_MAXNR);
 	return ioctl(fd, SCULL_IOCRESET) ? 3 : 0;
 }
 """
@@ -188,15 +208,22 @@ def test_c_header_matches(fd, tmp_path, bits):
     subprocess.run(["cc", bits, "-Wall", "-Werror", f"-I{REPO}", "-o", str(exe), str(src)],
                    check=True)
     out = subprocess.run([str(exe), dev(1)], capture_output=True, text=True, check=True).stdout
-    assert out.split() == [str(QUANTUM), str(QUANTUM), str(QSET), "250"]
+    assert out.split() == [str(QUANTUM), str(QUANTUM), str(QSET), "250", str(PIPE_BUFFER), "14"]
 
 
 def test_scullctl_round_trip(fd):
-    assert scullctl("show").stdout == f"quantum {QUANTUM}\nqset {QSET}\n"
+    default = f"quantum {QUANTUM}\nqset {QSET}\npipe_buffer {PIPE_BUFFER}\n"
+    assert scullctl("show").stdout == default
     scullctl("set", "quantum", "512")
     scullctl("--device", dev(2), "set", "qset", "64")
-    assert scullctl("show").stdout == "quantum 512\nqset 64\n"
-    bad = scullctl("set", "qset", "0", check=False)
-    assert bad.returncode == 1 and "Invalid argument" in bad.stderr
+    scullctl("--device", "/dev/scullpipe0", "set", "pipe_buffer", "300")
+    try:
+        assert scullctl("show").stdout == "quantum 512\nqset 64\npipe_buffer 300\n"
+        bad = scullctl("set", "qset", "0", check=False)
+        assert bad.returncode == 1 and "Invalid argument" in bad.stderr
+        bad = scullctl("set", "pipe_buffer", "0", check=False)
+        assert bad.returncode == 1 and "Invalid argument" in bad.stderr
+    finally:
+        scullctl("set", "pipe_buffer", str(PIPE_BUFFER))
     scullctl("reset")
-    assert scullctl("show").stdout == f"quantum {QUANTUM}\nqset {QSET}\n"
+    assert scullctl("show").stdout == default

@@ -14,11 +14,12 @@ import threading
 import pytest
 
 import blocking
-from helpers import dev, libc, opened
+from helpers import (PIPE_BUFFER, QUANTUM, SCULL_IOCQQUANTUM, SCULL_P_IOCQSIZE, SCULL_P_IOCTSIZE,
+                     dev, libc, opened)
 from signalled import signal_sleeper
 
 PIPE = "/dev/scullpipe0"
-BUFFER = 4000       # scull_p_buffer's default
+BUFFER = PIPE_BUFFER
 PIPES = 4           # scull_p_nr_devs's default
 # What glibc 2.36's poll(), select() and epoll_wait() call on x86_64.
 SYS_POLL, SYS_PSELECT6, SYS_EPOLL_WAIT = 7, 270, 232
@@ -54,6 +55,58 @@ def empty_pipes():
     for n in range(PIPES):
         drained(n)
     yield
+
+
+def pipe_state(n=0):
+    """scullpipe `n`'s line of /proc/scullpipe: its open files and the buffer it holds."""
+    with open("/proc/scullpipe") as f:
+        lines = f.read().splitlines()
+    assert len(lines) == PIPES, lines
+    name, _, fields = lines[n].partition(": ")
+    assert name == f"scullpipe{n}", lines
+    return dict((key, int(value)) for key, value in (f.split("=") for f in fields.split()))
+
+
+def test_data_goes_with_the_last_close_and_never_with_an_open():
+    """fifo(7): a new file never empties the pipe (LDD3's open does); once the last file
+    closes, the buffer is freed with what was left in it."""
+    assert pipe_state() == {"files": 0, "buffer": 0}
+    with pipe_opened(os.O_WRONLY | os.O_NONBLOCK) as writer:
+        assert pipe_state() == {"files": 1, "buffer": BUFFER}
+        assert os.write(writer, b"abc") == 3
+        with pipe_opened(os.O_RDONLY | os.O_NONBLOCK) as reader:
+            assert os.read(reader, 100) == b"abc"
+            assert os.write(writer, b"left behind") == 11
+            with pipe_opened(os.O_RDONLY | os.O_NONBLOCK) as late:
+                assert pipe_state() == {"files": 3, "buffer": BUFFER}
+                assert os.read(late, 4) == b"left"
+    assert pipe_state() == {"files": 0, "buffer": 0}
+    assert drained() == b""
+
+
+def test_a_new_size_applies_from_the_pipes_next_first_open():
+    with pipe_opened(os.O_RDWR | os.O_NONBLOCK) as fd:
+        try:
+            fcntl.ioctl(fd, SCULL_P_IOCTSIZE, 100)
+            # Still open: the pipe keeps the buffer it has.
+            assert fill(fd) == PIPE_BUFFER
+            with pipe_opened(os.O_RDWR | os.O_NONBLOCK, n=1) as other:
+                assert pipe_state(1) == {"files": 1, "buffer": 100}
+                assert fill(other) == 100
+        finally:
+            fcntl.ioctl(fd, SCULL_P_IOCTSIZE, PIPE_BUFFER)
+    with pipe_opened(os.O_RDWR | os.O_NONBLOCK) as fd:
+        assert fill(fd) == PIPE_BUFFER
+
+
+def test_a_pipe_answers_the_scull_ioctls():
+    """As in LDD3, whose scullpipe uses scull_ioctl."""
+    with pipe_opened(os.O_RDONLY) as fd:
+        assert fcntl.ioctl(fd, SCULL_IOCQQUANTUM) == QUANTUM
+        assert fcntl.ioctl(fd, SCULL_P_IOCQSIZE) == PIPE_BUFFER
+        with pytest.raises(OSError) as err:
+            fcntl.ioctl(fd, (ord("k") << 8) | 0x20)
+        assert err.value.errno == errno.ENOTTY
 
 
 def in_thread(target, *args):
@@ -348,19 +401,27 @@ def test_signal_with_sa_restart_resumes_the_read():
 @pytest.mark.parametrize("restart", [False, True], ids=["interrupt", "sa_restart"])
 def test_a_signal_ends_or_restarts_a_write_sleeping_on_a_full_pipe(restart):
     """Without SA_RESTART the sleeping write fails with EINTR and wrote nothing; with it, the
-    write sleeps again and, once the pipe is drained, writes everything. (empty_pipes
-    empties the pipe for the next test.)"""
+    write sleeps again and, once the pipe is drained, writes everything. A file held open
+    here keeps what the writer left once it exits (the last close would free it)."""
     filled = []
-    result, err, handlers, _ = signal_sleeper(
-        "write", PIPE, blocking.SYS_WRITE, restart=restart,
-        wake=lambda: filled.append(drained()))
-    if restart:
-        assert (result, err, handlers) == (100, "-", 1)
-        assert set(filled[0]) == {ord("f")}, "the pipe held only what filled it"
-        assert drained() == b"w" * 100
-    else:
-        assert (result, err, handlers) == (-1, "EINTR", 1)
-        assert set(drained()) == {ord("f")}, "the interrupted write put nothing in"
+
+    def take_what_filled_it():
+        # Exactly the full pipe's bytes: the restarted write may refill it at once.
+        with pipe_opened(os.O_RDONLY | os.O_NONBLOCK) as fd:
+            data = b""
+            while len(data) < BUFFER:
+                data += os.read(fd, BUFFER - len(data))
+        filled.append(data)
+    with pipe_opened(os.O_RDONLY | os.O_NONBLOCK):
+        result, err, handlers, _ = signal_sleeper(
+            "write", PIPE, blocking.SYS_WRITE, restart=restart, wake=take_what_filled_it)
+        if restart:
+            assert (result, err, handlers) == (100, "-", 1)
+            assert filled[0] == b"f" * BUFFER, "the pipe held only what filled it"
+            assert drained() == b"w" * 100
+        else:
+            assert (result, err, handlers) == (-1, "EINTR", 1)
+            assert set(drained()) == {ord("f")}, "the interrupted write put nothing in"
 
 
 def test_one_writer_one_reader_keep_every_byte_in_order():
