@@ -69,7 +69,7 @@ KBUILD_ARGS = $(SCULL_KERNEL_MAKEFLAGS) $(if $(LLVM),LLVM=$(LLVM))
 KMAKE = $(IN_ROOT) $(MAKE) -C $(KDIR) M=$(CURDIR) $(KBUILD_ARGS)
 # The checker's module misbehaves on purpose: a build of its own, for check-checker only.
 KMAKE_CHECKER = $(IN_ROOT) $(MAKE) -C $(KDIR) M=$(CURDIR)/tests/checker $(KBUILD_ARGS)
-RUST_SOURCES := $(wildcard *.rs tests/checker/*.rs)
+RUST_SOURCES := $(wildcard *.rs kernel/*.rs kernel/*/*.rs tests/checker/*.rs)
 # What `make lint` checks besides Rust: scripts are told apart by their #! line (the
 # sourced scripts/lib/*.sh name their shell to shellcheck themselves).
 SHELL_SCRIPTS = $(shell for f in scripts/* .ci/run; do \
@@ -116,8 +116,8 @@ dkms:
 	$(MAKE) KDIR="$$(scripts/debian-kernel --release '$(DKMS_KERNELVER)' --print-kdir)" modules
 
 clean-outputs:
-	rm -f *.o *.ko *.mod *.mod.c .*.cmd *.rmeta c_checks.s c_checks.rsi modules.order \
-		Module.symvers .module-common.o .scull-kdir
+	rm -f *.o *.ko *.mod *.mod.c .*.cmd *.rmeta modules.order Module.symvers .module-common.o \
+		.scull-kdir kernel/c_checks.s kernel/c_checks.rsi kernel/.c_checks.*.cmd
 
 setup:
 	scripts/setup

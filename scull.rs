@@ -1,49 +1,57 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! scull, the "Simple Character Utility for Loading Localities" of Linux Device Drivers (LDD3),
-//! chapter 3, in Rust.
+//! chapters 3 to 6, in Rust: `/dev/scull0..3`, scullpipe and the access-controlled devices.
 //!
-//! `scull_nr_devs` devices (`/dev/scull0` to `/dev/scull3` by default) share one major, shown as
-//! `scull` in `/proc/devices`. Each device is a stretch of kernel memory that grows as it is
-//! written and is freed when the device is opened write-only.
-//!
-//! This file is the module only: its parameters and its registrations. The rest is by topic:
-//! `scull_fops.rs` (file operations), `scull_ioctl.rs` (ioctls), `scull_proc.rs` (`/proc`
-//! views), `scull_mutex.rs` (a device's memory and locking), `scull_pipe.rs` (scullpipe),
-//! `scull_access.rs` (access control), and `chrdev.rs` and `file_ops.rs` (the char-device
-//! plumbing).
+//! This file is the module: its registrations, in the order they are made. The drivers'
+//! files sit beside it, named `scull_*.rs`; the abstractions they are built on sit under
+//! `kernel/`, where each would land in `rust/kernel/`.
 
-mod capability;
-mod chrdev;
-mod fasync;
-mod file_ops;
-mod interruptible_mutex;
-mod iov_buffer;
-mod kiocb;
-mod meminfo;
-mod procfs;
-mod sched;
 mod scull_access;
 mod scull_fops;
 mod scull_ioctl;
+mod scull_layout;
 mod scull_mutex;
+mod scull_params;
 mod scull_pipe;
 mod scull_proc;
+mod scull_storage;
+
+#[path = "kernel/capability.rs"]
+mod capability;
+#[path = "kernel/chrdev.rs"]
+mod chrdev;
+#[path = "kernel/fs/fasync.rs"]
+mod fasync;
+#[path = "kernel/fs/file_ops.rs"]
+mod file_ops;
+#[path = "kernel/sync/interruptible_mutex.rs"]
+mod interruptible_mutex;
+#[path = "kernel/iov_buffer.rs"]
+mod iov_buffer;
+#[path = "kernel/fs/kiocb.rs"]
+mod kiocb;
+#[path = "kernel/meminfo.rs"]
+mod meminfo;
+#[path = "kernel/proc_fs.rs"]
+mod proc_fs;
+#[path = "kernel/sched.rs"]
+mod sched;
+#[path = "kernel/tty.rs"]
 mod tty;
+#[path = "kernel/alloc/user_memory.rs"]
 mod user_memory;
 
 use chrdev::{
     Region,
-    Registration,
-    MAX_MAJOR,
-    MAX_MINOR, //
+    Registration, //
 };
 use file_ops::Operations;
 use kernel::{
     prelude::*,
     sync::Arc, //
 };
-use procfs::ProcFile;
+use proc_fs::ProcFile;
 use scull_access::{
     Guarded,
     OneUser,
@@ -54,23 +62,22 @@ use scull_access::{
 };
 use scull_fops::ScullFile;
 use scull_mutex::{
-    Layout,
-    LayoutError,
-    MemoryBudget,
     ScullDev,
-    Settings,
-    MAX_QSET,
-    MAX_QUANTUM, //
+    Settings, //
+};
+use scull_params::{
+    Config,
+    ACCESS_DEVICES, //
 };
 use scull_pipe::{
     PipeDev,
-    ScullPipe,
-    MAX_PIPE_BUFFER, //
+    ScullPipe, //
 };
 use scull_proc::{
     MemoryView,
     PipeView, //
 };
+use scull_storage::MemoryBudget;
 
 module! {
     type: ScullModule,
@@ -113,130 +120,6 @@ module! {
                           (0: a quarter of RAM)",
         },
     },
-}
-
-/// Most devices one module instance offers: enough to experiment, small enough to stay sane.
-const MAX_DEVICES: u32 = 1024;
-
-/// Most scullpipe devices.
-const MAX_PIPES: u32 = 64;
-
-/// `scullsingle`, `sculluid`, `scullwuid` and `scullpriv`, after the pipes, as in LDD3.
-const ACCESS_DEVICES: u32 = 4;
-
-/// The module parameters, checked.
-struct Config {
-    major: u32,
-    first_minor: u32,
-    /// All the minors: scull's, the pipes' and the access devices', in that order.
-    minors: u32,
-    nr_devs: u32,
-    layout: Layout,
-    pipes: u32,
-    pipe_buffer: usize,
-    mem_limit: u64,
-}
-
-/// `value` of parameter `name` if it lies in `min..=max`; otherwise says why and fails.
-fn checked_param(name: &str, value: i32, min: u32, max: u32) -> Result<u32> {
-    match u32::try_from(value) {
-        Ok(value) if (min..=max).contains(&value) => Ok(value),
-        _ => {
-            pr_err!("{name}={value} is invalid: it must be between {min} and {max}\n");
-            Err(EINVAL)
-        }
-    }
-}
-
-impl Config {
-    fn from_params() -> Result<Self> {
-        let major = checked_param(
-            "scull_major",
-            module_parameters::scull_major.value(),
-            0,
-            MAX_MAJOR,
-        )?;
-        let first_minor = checked_param(
-            "scull_minor",
-            module_parameters::scull_minor.value(),
-            0,
-            MAX_MINOR,
-        )?;
-        let nr_devs = checked_param(
-            "scull_nr_devs",
-            module_parameters::scull_nr_devs.value(),
-            1,
-            MAX_DEVICES.min(MAX_MINOR + 1 - first_minor),
-        )?;
-        let quantum = checked_param(
-            "scull_quantum",
-            module_parameters::scull_quantum.value(),
-            1,
-            MAX_QUANTUM as u32,
-        )?;
-        let qset = checked_param(
-            "scull_qset",
-            module_parameters::scull_qset.value(),
-            1,
-            MAX_QSET as u32,
-        )?;
-        let layout = Layout::new(quantum as usize, qset as usize).map_err(|err| {
-            match err {
-                LayoutError::Product => pr_err!(
-                    "scull_quantum={quantum} * scull_qset={qset} is too large: one quantum set \
-                     must not exceed the largest device size\n"
-                ),
-                LayoutError::Quantum | LayoutError::Qset => {
-                    pr_err!("scull_quantum={quantum}, scull_qset={qset}: invalid layout\n")
-                }
-            }
-            EINVAL
-        })?;
-        let pipes = checked_param(
-            "scull_p_nr_devs",
-            module_parameters::scull_p_nr_devs.value(),
-            1,
-            MAX_PIPES,
-        )?;
-        let pipe_buffer = checked_param(
-            "scull_p_buffer",
-            module_parameters::scull_p_buffer.value(),
-            1,
-            MAX_PIPE_BUFFER as u32,
-        )?;
-        // All the minors, scull's, the pipes' and the access devices', must exist. The
-        // parameters are far below `u32::MAX`, but checked arithmetic is what lets the
-        // compiler see that no sum overflows.
-        let minors = nr_devs
-            .checked_add(pipes)
-            .and_then(|minors| minors.checked_add(ACCESS_DEVICES))
-            .ok_or(EINVAL)?;
-        let last_minor = first_minor.saturating_add(minors.saturating_sub(1));
-        if last_minor > MAX_MINOR {
-            pr_err!(
-                "scull_minor={first_minor}: minors up to {last_minor} are needed, past the \
-                 largest, {MAX_MINOR}\n"
-            );
-            return Err(EINVAL);
-        }
-        // A quarter of RAM unless told otherwise: half of tmpfs's default `size`, since
-        // scull's memory cannot be swapped out, and each byte it counts costs more than a
-        // byte (slab rounding; more than twice as much under KASAN and kmemleak).
-        let mem_limit = match module_parameters::scull_mem_limit.value() {
-            0 => meminfo::total_ram() / 4,
-            limit => limit,
-        };
-        Ok(Self {
-            major,
-            first_minor,
-            minors,
-            nr_devs,
-            layout,
-            pipes,
-            pipe_buffer: pipe_buffer as usize,
-            mem_limit,
-        })
-    }
 }
 
 #[pin_data]

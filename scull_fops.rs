@@ -3,21 +3,22 @@
 //! The file operations of the scull devices: open, read, write, llseek and ioctl on
 //! `/dev/scullN`, `scullpriv` and the access-controlled devices.
 
-use crate::file_ops::{
-    Operations,
-    Whence, //
-};
-use crate::iov_buffer::new_buffer_from_iter;
-use crate::scull_access::{
-    Guarded,
-    PerTerminal,
-    Policy, //
-};
-use crate::scull_ioctl::scull_ioctl;
-use crate::scull_mutex::{
-    Quantum,
-    ScullDev,
-    WriteSource, //
+use crate::{
+    file_ops::{
+        Operations,
+        Whence, //
+    },
+    iov_buffer::new_buffer_from_iter,
+    scull_access::{
+        Guarded,
+        PerTerminal,
+        Policy, //
+    },
+    scull_mutex::ScullDev,
+    scull_storage::{
+        Quantum,
+        WriteSource, //
+    }, //
 };
 use core::marker::PhantomData;
 use kernel::{
@@ -124,44 +125,66 @@ fn advance(pos: u64, count: usize) -> Result<i64> {
         .ok_or(EOVERFLOW)
 }
 
-/// Opening a scull device: LDD3 starts the device afresh when it is opened for writing only,
-/// as `>` does for a file.
-fn scull_open(device: &ScullDev, file: &File) -> Result {
-    if file.flags() & flags::O_ACCMODE == flags::O_WRONLY {
-        device.trim()?;
+/// The file operations of a scull device, in LDD3's terms.
+impl ScullDev {
+    /// Opening the device: LDD3 starts it afresh when it is opened for writing only, as `>`
+    /// does for a file.
+    ///
+    /// # Errors
+    ///
+    /// `ERESTARTSYS` when a signal arrives while the trim waits for the device's lock.
+    fn open(&self, file: &File) -> Result {
+        if file.flags() & flags::O_ACCMODE == flags::O_WRONLY {
+            self.trim()?;
+        }
+        Ok(())
     }
-    Ok(())
-}
 
-/// `read(2)` on a scull device, from `*pos`, which it advances.
-fn scull_read(device: &ScullDev, pos: &mut i64, iov: &mut IovIterDest<'_>) -> Result<usize> {
-    let start = u64::try_from(*pos).map_err(|_| EINVAL)?;
-    let count = device.read(start, iov.len(), |piece| iov.copy_to_iter(piece))?;
-    *pos = advance(start, count)?;
-    Ok(count)
-}
+    /// `read(2)` from `*pos`, which it advances.
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` for a negative position, `EFAULT` when nothing could be copied out,
+    /// `ERESTARTSYS` when a signal arrives while waiting for the lock.
+    fn read_iter(&self, pos: &mut i64, iov: &mut IovIterDest<'_>) -> Result<usize> {
+        let start = u64::try_from(*pos).map_err(|_| EINVAL)?;
+        let count = self.read(start, iov.len(), |piece| iov.copy_to_iter(piece))?;
+        *pos = advance(start, count)?;
+        Ok(count)
+    }
 
-/// `write(2)` on a scull device, at `*pos`, which it advances.
-fn scull_write(device: &ScullDev, pos: &mut i64, iov: &mut IovIterSource<'_>) -> Result<usize> {
-    let start = u64::try_from(*pos).map_err(|_| EINVAL)?;
-    let count = device.write(start, iov.len(), UserData(iov))?;
-    *pos = advance(start, count)?;
-    Ok(count)
-}
+    /// `write(2)` at `*pos`, which it advances.
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` for a negative position, `EFBIG` past the largest size, `ENOSPC` past the
+    /// memory limit, `ENOMEM`, `EFAULT` when nothing could be copied in, `ERESTARTSYS` when a
+    /// signal arrives while waiting for the lock.
+    fn write_iter(&self, pos: &mut i64, iov: &mut IovIterSource<'_>) -> Result<usize> {
+        let start = u64::try_from(*pos).map_err(|_| EINVAL)?;
+        let count = self.write(start, iov.len(), UserData(iov))?;
+        *pos = advance(start, count)?;
+        Ok(count)
+    }
 
-/// `lseek(2)` on a scull device: the new position, from the current one `pos`.
-fn scull_llseek(device: &ScullDev, pos: i64, offset: i64, whence: Whence) -> Result<i64> {
-    let base = match whence {
-        Whence::Set => 0,
-        Whence::Cur => pos,
-        // As of the last completed write, as LDD3 reads it: without waiting for a writer that
-        // may be stalled in a page fault. The size never exceeds `MAX_DEVICE_SIZE`, far below
-        // `i64::MAX`.
-        Whence::End => i64::try_from(device.usage().size).map_err(|_| EOVERFLOW)?,
-    };
-    match base.checked_add(offset) {
-        Some(new) if new >= 0 => Ok(new),
-        _ => Err(EINVAL),
+    /// `lseek(2)`: the new position, from the current one `pos`.
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` for a position that would be negative or overflow.
+    fn llseek(&self, pos: i64, offset: i64, whence: Whence) -> Result<i64> {
+        let base = match whence {
+            Whence::Set => 0,
+            Whence::Cur => pos,
+            // As of the last completed write, as LDD3 reads it: without waiting for a writer
+            // that may be stalled in a page fault. The size never exceeds `MAX_DEVICE_SIZE`,
+            // far below `i64::MAX`.
+            Whence::End => i64::try_from(self.usage().size).map_err(|_| EOVERFLOW)?,
+        };
+        match base.checked_add(offset) {
+            Some(new) if new >= 0 => Ok(new),
+            _ => Err(EINVAL),
+        }
     }
 }
 
@@ -173,7 +196,7 @@ impl<N: Node> Operations for ScullFile<N> {
     fn open(node: &Arc<N>, file: &File) -> Result<Arc<N::Open>> {
         // The node admits the opener first: a refused open must not trim the device.
         let open = N::open(node, file)?;
-        if let Err(err) = scull_open(N::device(&open), file) {
+        if let Err(err) = N::device(&open).open(file) {
             N::release(&open);
             return Err(err);
         }
@@ -186,7 +209,7 @@ impl<N: Node> Operations for ScullFile<N> {
 
     fn read_iter(mut kiocb: Kiocb<'_, Arc<N::Open>>, iov: &mut IovIterDest<'_>) -> Result<usize> {
         let open = kiocb.file();
-        scull_read(N::device(&open), kiocb.ki_pos_mut(), iov)
+        N::device(&open).read_iter(kiocb.ki_pos_mut(), iov)
     }
 
     fn write_iter(
@@ -194,14 +217,14 @@ impl<N: Node> Operations for ScullFile<N> {
         iov: &mut IovIterSource<'_>,
     ) -> Result<usize> {
         let open = kiocb.file();
-        scull_write(N::device(&open), kiocb.ki_pos_mut(), iov)
+        N::device(&open).write_iter(kiocb.ki_pos_mut(), iov)
     }
 
     fn llseek(open: ArcBorrow<'_, N::Open>, pos: i64, offset: i64, whence: Whence) -> Result<i64> {
-        scull_llseek(N::device(&open), pos, offset, whence)
+        N::device(&open).llseek(pos, offset, whence)
     }
 
     fn ioctl(open: ArcBorrow<'_, N::Open>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
-        scull_ioctl(N::device(&open).settings(), cmd, arg)
+        N::device(&open).settings().ioctl(cmd, arg)
     }
 }

@@ -6,11 +6,11 @@
 
 use crate::capability::capable_sys_admin;
 use crate::sched::fatal_signal_pending;
-use crate::scull_mutex::{
-    Layout,
-    Settings, //
-};
 use crate::scull_pipe::MAX_PIPE_BUFFER;
+use crate::{
+    scull_layout::Layout,
+    scull_mutex::Settings, //
+};
 use kernel::{
     ffi::c_int,
     ioctl::{
@@ -121,69 +121,77 @@ fn decode(cmd: u32) -> Option<(Op, Setting)> {
     Some((op, setting))
 }
 
-/// Handles LDD3's ioctls on any scull device.
-pub(crate) fn scull_ioctl(settings: &Settings, cmd: u32, arg: usize) -> Result<isize> {
-    match cmd {
-        SCULL_IOCRESET => {
+/// LDD3's ioctls, which every scull device answers.
+impl Settings {
+    /// Handles ioctl `cmd` with argument `arg`.
+    ///
+    /// # Errors
+    ///
+    /// `ENOTTY` for a command scull does not know, `EPERM` for a change without
+    /// `CAP_SYS_ADMIN`, `EINVAL` for a value out of bounds, `EFAULT` for a bad pointer.
+    pub(crate) fn ioctl(&self, cmd: u32, arg: usize) -> Result<isize> {
+        match cmd {
+            SCULL_IOCRESET => {
+                require_admin()?;
+                self.reset();
+                return Ok(0);
+            }
+            SCULL_P_IOCTSIZE => {
+                require_admin()?;
+                let size = c_int::try_from(arg)
+                    .ok()
+                    .and_then(|size| usize::try_from(size).ok())
+                    .filter(|size| (1..=MAX_PIPE_BUFFER).contains(size))
+                    .ok_or(EINVAL)?;
+                self.set_pipe_buffer(size);
+                return Ok(0);
+            }
+            SCULL_P_IOCQSIZE => return Ok(as_c_int(self.pipe_buffer()) as isize),
+            _ => {}
+        }
+        // Wrong magic, number, direction or size alike.
+        let (op, setting) = decode(cmd).ok_or(ENOTTY)?;
+        if !matches!(op, Op::Get | Op::Query) {
             require_admin()?;
-            settings.reset();
-            return Ok(0);
         }
-        SCULL_P_IOCTSIZE => {
-            require_admin()?;
-            let size = c_int::try_from(arg)
-                .ok()
-                .and_then(|size| usize::try_from(size).ok())
-                .filter(|size| (1..=MAX_PIPE_BUFFER).contains(size))
-                .ok_or(EINVAL)?;
-            settings.set_pipe_buffer(size);
-            return Ok(0);
-        }
-        SCULL_P_IOCQSIZE => return Ok(as_c_int(settings.pipe_buffer()) as isize),
-        _ => {}
-    }
-    // Wrong magic, number, direction or size alike.
-    let (op, setting) = decode(cmd).ok_or(ENOTTY)?;
-    if !matches!(op, Op::Get | Op::Query) {
-        require_admin()?;
-    }
-    match op {
-        Op::Get => {
-            let value = as_c_int(setting.get(settings.current()));
-            user_int(arg).writer().write(&value)?;
-            Ok(0)
-        }
-        Op::Query => Ok(setting.get(settings.current()) as isize),
-        Op::Set => {
-            let value: c_int = user_int(arg).reader().read()?;
-            settings.update(|layout| setting.set(layout, value))?;
-            Ok(0)
-        }
-        Op::Tell | Op::Shift => {
-            let value = c_int::try_from(arg).map_err(|_| EINVAL)?;
-            let old = settings.update(|layout| setting.set(layout, value))?;
-            Ok(if op == Op::Shift {
-                setting.get(old) as isize
-            } else {
-                0
-            })
-        }
-        Op::Exchange => {
-            let value: c_int = user_int(arg).reader().read()?;
-            // The old value goes back through the pointer the new one came from, written
-            // before the change is made, so that a fault changes nothing. The copy may sleep
-            // for as long as a page fault takes, so it runs without the settings lock, which
-            // every trim takes: the change is made only if the layout is still the one whose
-            // value went back, else the exchange starts over.
-            loop {
-                let old = settings.current();
-                let new = setting.set(old, value)?;
-                user_int(arg).writer().write(&as_c_int(setting.get(old)))?;
-                if settings.replace_if(old, new) {
-                    return Ok(0);
-                }
-                if fatal_signal_pending() {
-                    return Err(EINTR);
+        match op {
+            Op::Get => {
+                let value = as_c_int(setting.get(self.current()));
+                user_int(arg).writer().write(&value)?;
+                Ok(0)
+            }
+            Op::Query => Ok(setting.get(self.current()) as isize),
+            Op::Set => {
+                let value: c_int = user_int(arg).reader().read()?;
+                self.update(|layout| setting.set(layout, value))?;
+                Ok(0)
+            }
+            Op::Tell | Op::Shift => {
+                let value = c_int::try_from(arg).map_err(|_| EINVAL)?;
+                let old = self.update(|layout| setting.set(layout, value))?;
+                Ok(if op == Op::Shift {
+                    setting.get(old) as isize
+                } else {
+                    0
+                })
+            }
+            Op::Exchange => {
+                let value: c_int = user_int(arg).reader().read()?;
+                // The old value goes back through the pointer the new one came from, written
+                // before the change is made, so that a fault changes nothing. The copy may sleep
+                // for as long as a page fault takes, so it runs without the settings lock, which
+                // every trim takes: the change is made only if the layout is still the one whose
+                // value went back, else the exchange starts over.
+                loop {
+                    let old = self.current();
+                    let new = setting.set(old, value)?;
+                    user_int(arg).writer().write(&as_c_int(setting.get(old)))?;
+                    if self.replace_if(old, new) {
+                        return Ok(0);
+                    }
+                    if fatal_signal_pending() {
+                        return Err(EINTR);
+                    }
                 }
             }
         }
@@ -241,7 +249,7 @@ mod tests {
 
     #[test]
     fn reset_and_the_pipe_size_are_not_decoded() {
-        // `scull_ioctl` handles them before decoding: they have no layout setting.
+        // `Settings::ioctl` handles them before decoding: they have no layout setting.
         assert_eq!(decode(SCULL_IOCRESET), None);
         assert_eq!(decode(SCULL_P_IOCTSIZE), None);
         assert_eq!(decode(SCULL_P_IOCQSIZE), None);

@@ -26,8 +26,7 @@ use crate::{
         InterruptibleMutex,
         InterruptibleMutexGuard, //
     },
-    kiocb::kiocb_open_file,
-    scull_ioctl::scull_ioctl,
+    kiocb::KiocbExt,
     scull_mutex::Settings, //
 };
 use kernel::{
@@ -338,12 +337,12 @@ impl Operations for ScullPipe {
     }
 
     fn read_iter(kiocb: Kiocb<'_, Arc<PipeDev>>, iov: &mut IovIterDest<'_>) -> Result<usize> {
-        let file = kiocb_open_file(&kiocb);
+        let file = kiocb.open_file();
         kiocb.file().read(file, iov)
     }
 
     fn write_iter(kiocb: Kiocb<'_, Arc<PipeDev>>, iov: &mut IovIterSource<'_>) -> Result<usize> {
-        let file = kiocb_open_file(&kiocb);
+        let file = kiocb.open_file();
         kiocb.file().write(file, iov)
     }
 
@@ -367,7 +366,7 @@ impl Operations for ScullPipe {
 
     /// LDD3's scull ioctls, as on every scull device: `SCULL_P_IOCTSIZE` among them.
     fn ioctl(device: ArcBorrow<'_, PipeDev>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
-        scull_ioctl(device.settings(), cmd, arg)
+        device.settings().ioctl(cmd, arg)
     }
 
     fn fasync(device: ArcBorrow<'_, PipeDev>, file: &File, fd: i32, on: bool) -> Result {

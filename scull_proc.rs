@@ -2,17 +2,21 @@
 
 //! The `/proc/scullmem` and `/proc/scullseq` views of the scull devices and their memory.
 
-use crate::procfs::{
+use crate::proc_fs::{
     ShowAll,
     ShowRecords, //
 };
-use crate::scull_mutex::{
-    MemoryBudget,
-    ScullDev,
-    Settings,
-    Usage, //
-};
 use crate::scull_pipe::PipeDev;
+use crate::{
+    scull_mutex::{
+        ScullDev,
+        Settings, //
+    },
+    scull_storage::{
+        MemoryBudget,
+        Usage, //
+    }, //
+};
 use core::cmp::Ordering;
 use kernel::{
     prelude::*,

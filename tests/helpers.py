@@ -18,7 +18,7 @@ TESTS = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(TESTS)
 SCRIPTS = os.path.join(REPO, "scripts")
 
-# scull's defaults (scull.rs) and limits (scull_mutex.rs: MAX_DEVICE_SIZE and MAX_QSETS).
+# scull's defaults (scull.rs) and limits (scull_layout.rs: MAX_DEVICE_SIZE and MAX_QSETS).
 QUANTUM = 4000
 QSET = 1000
 PIPE_BUFFER = 4000    # scull_p_buffer's default

@@ -1,41 +1,48 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Classic character devices: a range of device numbers served by one `struct cdev`.
-//!
-//! Staging for `kernel::chrdev` (next to `kernel::miscdevice`): Linux 7.3 has Rust
-//! abstractions for misc devices only, while scull needs what LDD3 teaches: its own major,
-//! several minors and `llseek`. This module is the only place in the driver that touches the
-//! C char-device API; it offers a safe interface on top of it:
-//!
-//! - [`Region`] owns a range of device numbers (`alloc_chrdev_region` or
-//!   `register_chrdev_region`), shown under its name in `/proc/devices`.
-//! - [`Registration`] serves some of those numbers with the file operations of an
-//!   [`Operations`] implementation (`file_ops.rs`), one shared [`Operations::Device`] per
-//!   minor.
+//! Character devices: a range of device numbers ([`Region`]) served by a `struct cdev`
+//! ([`Registration`]) with the file operations of an [`Operations`] implementation.
 //!
 //! C headers: [`include/linux/cdev.h`](srctree/include/linux/cdev.h),
-//! [`include/linux/fs.h`](srctree/include/linux/fs.h).
+//! [`include/linux/fs.h`](srctree/include/linux/fs.h)
+//!
+//! Staging for `kernel::chrdev`, next to `kernel::miscdevice`.
 //!
 //! # Examples
 //!
-//! ```ignore
-//! struct Scull;
+//! ```
+//! # use crate::{chrdev::{Region, Registration}, file_ops::Operations};
+//! # use kernel::{fs::File, prelude::*, sync::Arc};
+//! /// What every file that opens the device shares.
+//! struct Counter;
+//!
+//! /// The device's file operations: all of them but `open` are optional.
+//! struct CounterFile;
 //!
 //! #[vtable]
-//! impl Operations for Scull {
-//!     type Device = ScullDev;
-//!     type Ptr = Arc<ScullDev>;
-//!     fn open(device: &Arc<ScullDev>, _file: &File) -> Result<Arc<ScullDev>> {
+//! impl Operations for CounterFile {
+//!     type Device = Counter;
+//!     type Ptr = Arc<Counter>;
+//!
+//!     fn open(device: &Arc<Counter>, _file: &File) -> Result<Arc<Counter>> {
 //!         Ok(device.clone())
 //!     }
-//!     // read_iter, write_iter, llseek...
 //! }
 //!
-//! let region = Region::new(c"scull", 0, 0, 4)?;           // a free major, minors 0..4
-//! let devices = /* KVec of four Arc<ScullDev> */;
-//! let registration = KBox::pin_init(Registration::<Scull>::new(&region, 0, devices), GFP_KERNEL)?;
-//! // Keep `registration`, then `region`, in the module; drop them in that order at exit.
+//! // A free major with minors 0 and 1, shown as "example" in /proc/devices.
+//! let region = Region::new(c"example", 0, 0, 2)?;
+//! // Minor 1 opens the one `Counter`; minor 0 is left unserved.
+//! let mut devices = KVec::new();
+//! devices.push(Arc::new(Counter, GFP_KERNEL)?, GFP_KERNEL)?;
+//! let registration = Registration::<CounterFile>::new(&region, 1, devices);
+//! let registration = KBox::pin_init(registration, GFP_KERNEL)?;
+//! // The registration goes first: it serves numbers of the region.
+//! drop(registration);
+//! drop(region);
+//! # Ok::<(), Error>(())
 //! ```
+//!
+//! Out-of-tree crates never run doctests: KUnit suite `scull_chrdev` runs this example.
 
 use core::{
     marker::PhantomData,
@@ -322,18 +329,8 @@ const _: () = assert!(
 /// `__bindgen_anon_N` by position. Rather than depend on that numbering, the offset comes
 /// from the C compiler (`c_checks.c`), which also checks that the field is a `struct cdev *`.
 ///
-/// The alternatives are worse:
-///
-/// - Finding the registration from `file->f_op`, with a `file_operations` embedded in each
-///   registration, is unsound: `__fput` drops the file's cdev reference (`cdev_put`) *before*
-///   `fops_put(file->f_op)` reads `f_op->owner` (`fs/file_table.c`), so a registration dropped
-///   while a file closes would be freed under that read. Only a module's exit, which waits for
-///   the module reference `fops_put` gives back, excludes it, and nothing makes a registration
-///   be dropped there.
-/// - Looking the registration up by `inode->i_rdev` needs a global, locked map of device
-///   numbers to registrations: a copy of the kernel's own `cdev_map`.
-/// - A C helper returning `inode->i_cdev`, as `rust/helpers/` would hold upstream, cannot be
-///   linked into `scull.ko` (`c_checks.c` says why).
+/// Why neither `file->f_op`, nor a lookup by device number, nor a C helper: README.md, "The
+/// abstractions, for driver engineers".
 ///
 /// # Safety
 ///
@@ -366,5 +363,54 @@ impl<T: Operations> PinnedDrop for Registration<T> {
             bindings::kobject_put(&raw mut (*parts).parent);
             bindings::wait_for_completion(&raw mut (*parts).released);
         }
+    }
+}
+
+#[kunit_tests(scull_chrdev)]
+mod tests {
+    use super::*;
+    use kernel::fs::File;
+
+    /// The module's example, as it is written there.
+    #[test]
+    fn example() -> Result {
+        /// What every file that opens the device shares.
+        struct Counter;
+
+        /// The device's file operations: all of them but `open` are optional.
+        struct CounterFile;
+
+        #[vtable]
+        impl Operations for CounterFile {
+            type Device = Counter;
+            type Ptr = Arc<Counter>;
+
+            fn open(device: &Arc<Counter>, _file: &File) -> Result<Arc<Counter>> {
+                Ok(device.clone())
+            }
+        }
+
+        // A free major with minors 0 and 1, shown as "example" in /proc/devices.
+        let region = Region::new(c"example", 0, 0, 2)?;
+        // Minor 1 opens the one `Counter`; minor 0 is left unserved.
+        let mut devices = KVec::new();
+        devices.push(Arc::new(Counter, GFP_KERNEL)?, GFP_KERNEL)?;
+        let registration = Registration::<CounterFile>::new(&region, 1, devices);
+        let registration = KBox::pin_init(registration, GFP_KERNEL)?;
+        // The registration goes first: it serves numbers of the region.
+        drop(registration);
+        drop(region);
+        Ok(())
+    }
+
+    /// A region is refused where its numbers would not exist.
+    #[test]
+    fn out_of_range_regions_are_refused() {
+        assert_eq!(Region::new(c"example", 0, 0, 0).err(), Some(EINVAL));
+        assert_eq!(
+            Region::new(c"example", MAX_MAJOR + 1, 0, 1).err(),
+            Some(EINVAL)
+        );
+        assert_eq!(Region::new(c"example", 0, MAX_MINOR, 2).err(), Some(EINVAL));
     }
 }

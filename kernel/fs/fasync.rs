@@ -1,26 +1,42 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Asynchronous notification: `SIGIO` to the files that asked for it with `fcntl(2)`'s
-//! `FASYNC` flag.
+//! Asynchronous notification, [`FasyncQueue`]: `SIGIO` to the owners of the files that set
+//! `FASYNC` with `fcntl(2)`.
 //!
-//! Staging for `kernel::fs` (a `kernel::fs::fasync` module): Linux 7.3's Rust API has no
-//! wrapper of `struct fasync_struct`. [`FasyncQueue`] is the list head that C drivers keep
-//! next to their wait queues, with the two calls made on it: `fasync_helper` from the file's
-//! `fasync` operation ([`FasyncQueue::update`]) and `kill_fasync` when data arrives
-//! ([`FasyncQueue::signal_input`]).
+//! C header: [`include/linux/fs.h`](srctree/include/linux/fs.h) (`fasync_helper`, `kill_fasync`)
 //!
-//! C header: [`include/linux/fs.h`](srctree/include/linux/fs.h)
+//! Staging for `kernel::fs`.
 //!
 //! # Examples
 //!
-//! ```ignore
-//! // In the device: `readers_to_signal: FasyncQueue`, built with `FasyncQueue::new()`.
-//! fn fasync(this: &Device, file: &File, fd: i32, on: bool) -> Result {
-//!     this.readers_to_signal.update(file, fd, on)
-//! }
-//! // After a write made data available:
-//! this.readers_to_signal.signal_input();
 //! ```
+//! # use crate::fasync::FasyncQueue;
+//! # use kernel::{fs::File, prelude::*};
+//! /// A device whose readers may ask for `SIGIO`.
+//! struct Device {
+//!     readers_to_signal: FasyncQueue,
+//! }
+//!
+//! impl Device {
+//!     /// The `fasync` file operation: `FASYNC` set on `file`, or cleared.
+//!     fn fasync(&self, file: &File, fd: i32, on: bool) -> Result {
+//!         self.readers_to_signal.update(file, fd, on)
+//!     }
+//!
+//!     /// Called when a write made data available.
+//!     fn data_arrived(&self) {
+//!         self.readers_to_signal.signal_input();
+//!     }
+//! }
+//!
+//! // No file asked for `SIGIO` yet, so none is sent.
+//! let device = Device {
+//!     readers_to_signal: FasyncQueue::new(),
+//! };
+//! device.data_arrived();
+//! ```
+//!
+//! Out-of-tree crates never run doctests: KUnit suite `scull_fasync` runs this example.
 
 use core::ptr;
 use kernel::{
@@ -89,5 +105,39 @@ impl Drop for FasyncQueue {
         if !empty {
             pr_err!("fasync queue dropped with files still on it\n");
         }
+    }
+}
+
+#[kunit_tests(scull_fasync)]
+mod tests {
+    use super::*;
+
+    /// The module's example, as it is written there. (A `File` exists only in file
+    /// operations, so `fasync` is compiled, not called.)
+    #[test]
+    fn example() {
+        /// A device whose readers may ask for `SIGIO`.
+        struct Device {
+            readers_to_signal: FasyncQueue,
+        }
+
+        impl Device {
+            /// The `fasync` file operation: `FASYNC` set on `file`, or cleared.
+            fn fasync(&self, file: &File, fd: i32, on: bool) -> Result {
+                self.readers_to_signal.update(file, fd, on)
+            }
+
+            /// Called when a write made data available.
+            fn data_arrived(&self) {
+                self.readers_to_signal.signal_input();
+            }
+        }
+
+        // No file asked for `SIGIO` yet, so none is sent.
+        let device = Device {
+            readers_to_signal: FasyncQueue::new(),
+        };
+        device.data_arrived();
+        let _: fn(&Device, &File, i32, bool) -> Result = Device::fasync;
     }
 }

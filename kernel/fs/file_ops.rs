@@ -1,18 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The file operations of a device node, and the C `file_operations` built from them.
+//! A device's file operations, [`Operations`], and the C `file_operations` built from them
+//! ([`Vtable`]) for every kind of registration: `chrdev.rs` and `miscdevice.rs` say how `open`
+//! finds the device ([`FindDevice`]), and all else is shared.
 //!
-//! Staging for a `kernel::fs::file_operations` module: in Linux 7.3 the Rust file operations
-//! live inside `kernel::miscdevice`, bound to its registration. Here one [`Operations`] trait
-//! serves every kind of registration: `chrdev.rs` (a range of device numbers) and `misc.rs`
-//! (a misc device). A registration says how `open` finds the device a file opens, with
-//! [`FindDevice`]; everything else, from `read_iter` to `fasync`, is the same code for both.
+//! C header: [`include/linux/fs.h`](srctree/include/linux/fs.h) (`struct file_operations`)
 //!
-//! Unlike `kernel::miscdevice`, the vtable checks an iterator's direction before it builds an
-//! `IovIterDest` or `IovIterSource`, so no assertion (a panic path) is compiled into the
-//! module, and it has `poll`, `llseek` and `fasync`.
-//!
-//! C header: [`include/linux/fs.h`](srctree/include/linux/fs.h).
+//! Staging for `kernel::fs`, out of `kernel::miscdevice`, whose file operations only a misc
+//! device can use. The examples of `chrdev.rs` and `miscdevice.rs` implement [`Operations`].
 
 use core::{
     marker::PhantomData,

@@ -1,27 +1,27 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! An allocator for memory that a driver holds on behalf of user space.
+//! An allocator for memory that a driver holds on behalf of user space, [`UserMemory`], and
+//! [`UserVec`], a [`Vec`] that uses it: `kvmalloc` charged to the caller's memory cgroup
+//! (`__GFP_ACCOUNT`), failing rather than calling the OOM killer (`__GFP_RETRY_MAYFAIL`), and
+//! quiet when it fails (`__GFP_NOWARN`).
 //!
-//! Staging for `kernel::alloc` (a sibling of `KVmalloc` in `kernel::alloc::allocator`): it
-//! offers [`UserMemory`], an [`Allocator`], and [`UserVec`], a [`Vec`] that uses it.
+//! C header: [`include/linux/slab.h`](srctree/include/linux/slab.h) (`kvmalloc`)
 //!
-//! What a user writes into a scull device stays there after the writer exits, so the OOM
-//! killer cannot get that memory back by killing anyone: a write that does not fit must fail
-//! instead. [`UserMemory`] allocates as `kvmalloc` does, with three flags:
-//!
-//! - `__GFP_ACCOUNT` (from `GFP_KERNEL_ACCOUNT`): the memory is charged to the memory cgroup
-//!   of the task that allocates it, as tmpfs charges its pages, so that `memory.max` bounds it.
-//! - `__GFP_RETRY_MAYFAIL`: when the cgroup or the machine is out of memory, reclaim is tried
-//!   and then the allocation fails, where plain `GFP_KERNEL` would call the OOM killer.
-//!   `kernel::alloc::Flags` does not offer this flag, hence this allocator.
-//! - `__GFP_NOWARN`: user space chooses the sizes, so a failure is an `ENOMEM`, not a warning.
+//! Staging for `kernel::alloc`, next to `KVmalloc`.
 //!
 //! # Examples
 //!
-//! ```ignore
-//! // A quantum of a scull device: charged to the writer's cgroup, `ENOMEM` rather than OOM.
-//! let quantum = UserVec::<u8>::from_elem(0, 4000, GFP_KERNEL_ACCOUNT)?;
 //! ```
+//! # use crate::user_memory::UserVec;
+//! # use kernel::prelude::*;
+//! // A quantum of a scull device: charged to the writer's memory cgroup, and `ENOMEM` rather
+//! // than the OOM killer when memory runs out.
+//! let quantum = UserVec::<u8>::from_elem(0, 4000, GFP_KERNEL)?;
+//! assert_eq!(quantum.len(), 4000);
+//! # Ok::<(), Error>(())
+//! ```
+//!
+//! Out-of-tree crates never run doctests: KUnit suite `scull_user_memory` runs this example.
 
 use core::{
     alloc::Layout,
@@ -126,6 +126,16 @@ mod tests {
         GFP_ATOMIC,
         GFP_KERNEL_ACCOUNT, //
     };
+
+    /// The module's example, as it is written there.
+    #[test]
+    fn example() -> Result {
+        // A quantum of a scull device: charged to the writer's memory cgroup, and `ENOMEM` rather
+        // than the OOM killer when memory runs out.
+        let quantum = UserVec::<u8>::from_elem(0, 4000, GFP_KERNEL)?;
+        assert_eq!(quantum.len(), 4000);
+        Ok(())
+    }
 
     #[test]
     fn a_vector_grows_and_keeps_its_bytes() -> Result {

@@ -1,46 +1,37 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Read-only `/proc` files on top of `seq_file`, in the two styles of LDD3 chapter 4.
-//!
-//! Staging for `kernel::proc_fs` (Linux 7.3 has no Rust abstraction for `/proc`). It offers
-//! [`ProcFile`], a `/proc` entry removed when dropped, in two styles:
-//!
-//! - [`ProcFile::single`]: a file written whole by one function ([`ShowAll`], C's
-//!   `proc_create_single_data`);
-//! - [`ProcFile::records`]: a file written one record at a time by `seq_file`'s iterator
-//!   ([`ShowRecords`], C's `proc_create_seq_private`).
-//!
-//! The bindings of 7.3 leave out `linux/proc_fs.h`, so the three C functions used here are
-//! declared by hand, each copied from the header line its comment cites. Only function
-//! prototypes are copied, no structure: the two constructors build C's `struct proc_ops`
-//! themselves (a structure whose layout would be fragile to copy, as its fields depend on the
-//! configuration), and they take `struct seq_operations` and `struct seq_file`, which the
-//! bindings do have.
-//!
-//! `c_checks.c`, compiled against the header but never linked, holds the same prototypes in C
-//! and `static_assert`s each one, so a header change fails the build rather than a call going
-//! wrong; its opening comment says why no C helper is linked into the module instead. The
-//! prototypes are few, short, and stable since Linux 4.18.
+//! Read-only `/proc` files on `seq_file`, in the two styles of LDD3 chapter 4: written whole
+//! ([`ProcFile::single`]) or one record at a time ([`ProcFile::records`]).
 //!
 //! C header: [`include/linux/proc_fs.h`](srctree/include/linux/proc_fs.h)
 //!
+//! Staging for `kernel::proc_fs`.
+//!
 //! # Examples
 //!
-//! ```ignore
-//! struct Devices(/* ... */);
+//! ```
+//! # use crate::proc_fs::{ProcFile, ShowRecords};
+//! # use kernel::{prelude::*, seq_file::{seq_print, SeqFile}, sync::Arc};
+//! /// Three devices, one line each.
+//! struct Devices;
 //!
 //! impl ShowRecords for Devices {
 //!     fn records(&self) -> usize {
-//!         self.count()
+//!         3
 //!     }
+//!
 //!     fn show_record(&self, index: usize, m: &SeqFile) {
-//!         seq_print!(m, "Device {index}: ...\n");
+//!         seq_print!(m, "device {index}\n");
 //!     }
 //! }
 //!
-//! // `/proc/scullseq` exists as long as `file` does.
-//! let file = ProcFile::records(c"scullseq", Arc::new(Devices(/* ... */), GFP_KERNEL)?)?;
+//! // `/proc/example` lists the devices for as long as `file` lives.
+//! let file = ProcFile::records(c"example", Arc::new(Devices, GFP_KERNEL)?)?;
+//! drop(file);
+//! # Ok::<(), Error>(())
 //! ```
+//!
+//! Out-of-tree crates never run doctests: KUnit suite `scull_proc_fs` runs this example.
 
 use core::{
     marker::PhantomData,
@@ -316,5 +307,33 @@ impl<T: ShowRecords> SeqOps<T> {
             data.show_record(index, unsafe { SeqFile::from_raw(m) });
         }
         0
+    }
+}
+
+#[kunit_tests(scull_proc_fs)]
+mod tests {
+    use super::*;
+    use kernel::seq_file::seq_print;
+
+    /// The module's example, as it is written there.
+    #[test]
+    fn example() -> Result {
+        /// Three devices, one line each.
+        struct Devices;
+
+        impl ShowRecords for Devices {
+            fn records(&self) -> usize {
+                3
+            }
+
+            fn show_record(&self, index: usize, m: &SeqFile) {
+                seq_print!(m, "device {index}\n");
+            }
+        }
+
+        // `/proc/example` lists the devices for as long as `file` lives.
+        let file = ProcFile::records(c"example", Arc::new(Devices, GFP_KERNEL)?)?;
+        drop(file);
+        Ok(())
     }
 }

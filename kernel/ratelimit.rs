@@ -1,30 +1,35 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Rate limiting for log lines that user space can trigger at will.
+//! Rate limiting for log lines that user space can trigger at will, [`RateLimit`]: C's
+//! `printk_ratelimited()` policy, at most [`BURST`] lines per [`INTERVAL_MS`] window, and a
+//! count of what was suppressed once the next window opens.
 //!
-//! Staging for a `kernel::ratelimit` module (next to `kernel::print`): C's
-//! `printk_ratelimited()` family and `struct ratelimit_state` have no Rust API, and
-//! initialising a `ratelimit_state` needs an inline C function that the bindings cannot call.
-//! [`RateLimit`] gives the same policy as C's defaults: at most [`BURST`] lines per
-//! [`INTERVAL_MS`] window, and a count of what was suppressed once the next window opens.
+//! C header: [`include/linux/ratelimit.h`](srctree/include/linux/ratelimit.h)
 //!
-//! Windows are measured in jiffies with wrapping arithmetic, as C's `time_after()` does:
-//! `kernel::time::Instant`'s subtraction is overflow-checked, a panic path in every module
-//! that uses it, although its invariant says it never overflows.
+//! Staging for `kernel::ratelimit`, next to `kernel::print`.
 //!
 //! # Examples
 //!
-//! ```ignore
-//! #[pin]
-//! log_limit: RateLimit,               // built with `log_limit <- RateLimit::new()`
-//!
-//! if let Some(suppressed) = this.log_limit.allow() {
-//!     if suppressed > 0 {
-//!         pr_info!("{suppressed} messages suppressed\n");
-//!     }
-//!     pr_info!("something happened\n");
-//! }
 //! ```
+//! # use crate::ratelimit::{RateLimit, BURST};
+//! # use kernel::prelude::*;
+//! let limit = KBox::pin_init(RateLimit::new(), GFP_KERNEL)?;
+//! let mut logged = 0;
+//! for event in 0..100 {
+//!     if let Some(suppressed) = limit.allow() {
+//!         if suppressed > 0 {
+//!             pr_info!("{suppressed} messages suppressed\n");
+//!         }
+//!         pr_info!("event {event}\n");
+//!         logged += 1;
+//!     }
+//! }
+//! // A hundred events at once, and only the first `BURST` are logged.
+//! assert_eq!(logged, BURST);
+//! # Ok::<(), Error>(())
+//! ```
+//!
+//! Out-of-tree crates never run doctests: KUnit suite `scull_ratelimit` runs this example.
 
 use core::ptr;
 
@@ -100,5 +105,29 @@ impl RateLimit {
         }
         window.suppressed = window.suppressed.saturating_add(1);
         None
+    }
+}
+
+#[kunit_tests(scull_ratelimit)]
+mod tests {
+    use super::*;
+
+    /// The module's example, as it is written there.
+    #[test]
+    fn example() -> Result {
+        let limit = KBox::pin_init(RateLimit::new(), GFP_KERNEL)?;
+        let mut logged = 0;
+        for event in 0..100 {
+            if let Some(suppressed) = limit.allow() {
+                if suppressed > 0 {
+                    pr_info!("{suppressed} messages suppressed\n");
+                }
+                pr_info!("event {event}\n");
+                logged += 1;
+            }
+        }
+        // A hundred events at once, and only the first `BURST` are logged.
+        assert_eq!(logged, BURST);
+        Ok(())
     }
 }

@@ -1,17 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * What scull's Rust code reaches without bindgen, checked by the C compiler against the real
- * headers.
- *
- * Linux 7.3's Rust bindings lack a stable name for inode->i_cdev (bindgen calls the anonymous
- * union around it __bindgen_anon_N, numbered by position) and the prototypes of six exported
- * functions that procfs.rs and tty.rs need. Upstream, a C helper in rust/helpers/ would cover
- * both, but no C object can be linked into scull.ko: Kbuild links several objects into a
- * module only under a name that none of them has (scull-y := ... cannot contain scull.o), and
- * the crate root must stay scull.rs, whose object is scull.o. So, like the kernel's
- * asm-offsets.c, this file is compiled to assembly only, never linked: Kbuild turns each
- * DEFINE() below into a Rust constant in c_checks.rsi, which chrdev.rs includes, and every
- * static_assert() fails the build when a header stops matching what the Rust code assumes.
+ * headers: compiled to assembly only, never linked, like the kernel's asm-offsets.c. Kbuild
+ * turns each DEFINE() below into a Rust constant in c_checks.rsi, which chrdev.rs includes,
+ * and every static_assert() fails the build when a header stops matching what the Rust code
+ * assumes. Why this and not a linked C helper: README.md, "The abstractions, for driver
+ * engineers".
  */
 
 #include <linux/build_bug.h>
@@ -28,7 +22,7 @@
 static_assert(__same_type(((struct inode *)NULL)->i_cdev, struct cdev *));
 
 /*
- * The prototypes procfs.rs and tty.rs declare by hand, each copied here in C: a header
+ * The prototypes proc_fs.rs and tty.rs declare by hand, each copied here in C: a header
  * change fails the build here, and the Rust declaration beside its header reference is the
  * one line to change with it.
  */

@@ -1,32 +1,45 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Misc devices served by the file operations of `file_ops.rs`.
+//! Misc devices ([`Registration`]) served by the file operations of an [`Operations`]
+//! implementation, with one [`Operations::Device`] that every open file receives.
 //!
-//! Staging for `kernel::miscdevice`. In Linux 7.3, `MiscDevice` has no `poll` slot, its
-//! `open` receives only the registration (so a driver's state has nowhere to live but a
-//! global), and its `read_iter` and `write_iter` assert the iterator's direction, a panic path
-//! compiled into every module that uses them. A [`Registration`] registers a misc device with
-//! an [`Operations`] implementation instead: the one that `chrdev.rs` serves, `poll` included,
-//! with one [`Operations::Device`] that every open file receives.
+//! C header: [`include/linux/miscdevice.h`](srctree/include/linux/miscdevice.h)
 //!
-//! C header: [`include/linux/miscdevice.h`](srctree/include/linux/miscdevice.h).
+//! Staging for `kernel::miscdevice`, whose `MiscDevice` has no `poll`.
 //!
 //! # Examples
 //!
-//! ```ignore
-//! #[vtable]
-//! impl Operations for CompleteFile {
-//!     type Device = Shared;
-//!     type Ptr = KBox<Self>;
-//!     fn open(shared: &Arc<Shared>, _file: &File) -> Result<KBox<Self>> {
-//!         Ok(KBox::new(Self { shared: shared.clone() }, GFP_KERNEL)?)
-//!     }
-//!     // read_iter, write_iter, poll, ioctl...
+//! ```
+//! # use crate::{file_ops::Operations, miscdevice::Registration};
+//! # use kernel::{fs::File, prelude::*, sync::Arc};
+//! /// What every file that opens the device shares.
+//! struct Counter;
+//!
+//! /// An open file of the device.
+//! struct CounterFile {
+//!     counter: Arc<Counter>,
 //! }
 //!
-//! // In the module's state: `#[pin] device: misc::Registration<CompleteFile>`, built with
-//! // device <- misc::Registration::new(c"complete", Arc::pin_init(Shared::new(), GFP_KERNEL)?),
+//! #[vtable]
+//! impl Operations for CounterFile {
+//!     type Device = Counter;
+//!     type Ptr = KBox<Self>;
+//!
+//!     fn open(counter: &Arc<Counter>, _file: &File) -> Result<KBox<Self>> {
+//!         let counter = counter.clone();
+//!         Ok(KBox::new(Self { counter }, GFP_KERNEL)?)
+//!     }
+//! }
+//!
+//! // `/dev/example`, with a dynamic minor, for as long as `registration` lives.
+//! let device = Arc::new(Counter, GFP_KERNEL)?;
+//! let registration = Registration::<CounterFile>::new(c"example", device);
+//! let registration = KBox::pin_init(registration, GFP_KERNEL)?;
+//! drop(registration);
+//! # Ok::<(), Error>(())
 //! ```
+//!
+//! Out-of-tree crates never run doctests: KUnit suite `scull_miscdevice` runs this example.
 
 use core::marker::PhantomData;
 
@@ -117,5 +130,59 @@ impl<T: Operations> FindDevice<T> for Registration<T> {
             &*container_of!(raw.cast_mut(), Self, raw)
         };
         Some(&registration.device)
+    }
+}
+
+#[kunit_tests(scull_miscdevice)]
+mod tests {
+    use super::*;
+    use crate::kiocb::KiocbExt;
+    use kernel::fs::{
+        file::flags,
+        File,
+        Kiocb, //
+    };
+    use kernel::types::ForeignOwnable;
+
+    /// The module's example, as it is written there.
+    #[test]
+    fn example() -> Result {
+        /// What every file that opens the device shares.
+        struct Counter;
+
+        /// An open file of the device.
+        struct CounterFile {
+            counter: Arc<Counter>,
+        }
+
+        #[vtable]
+        impl Operations for CounterFile {
+            type Device = Counter;
+            type Ptr = KBox<Self>;
+
+            fn open(counter: &Arc<Counter>, _file: &File) -> Result<KBox<Self>> {
+                let counter = counter.clone();
+                Ok(KBox::new(Self { counter }, GFP_KERNEL)?)
+            }
+        }
+
+        // `/dev/example`, with a dynamic minor, for as long as `registration` lives.
+        let device = Arc::new(Counter, GFP_KERNEL)?;
+        let registration = Registration::<CounterFile>::new(c"example", device);
+        let registration = KBox::pin_init(registration, GFP_KERNEL)?;
+        drop(registration);
+        Ok(())
+    }
+
+    /// The example of `kiocb.rs`, which is built into both modules: a KUnit suite there would
+    /// be registered twice. A `Kiocb` exists only inside `read_iter` and `write_iter`, so this
+    /// case proves that the example compiles, not what it returns.
+    #[test]
+    fn kiocb_example() {
+        /// Whether a `read(2)` or `write(2)` must not sleep.
+        fn is_nonblocking<T: ForeignOwnable>(kiocb: &Kiocb<'_, T>) -> bool {
+            kiocb.open_file().flags() & flags::O_NONBLOCK != 0
+        }
+        let _: fn(&Kiocb<'_, KBox<u8>>) -> bool = is_nonblocking;
     }
 }

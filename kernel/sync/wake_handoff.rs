@@ -1,37 +1,32 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! A counted wake-up handoff: wake-ups that wait for a sleeper when none is there yet.
+//! A counted wake-up handoff, [`WakeHandoff`]: each [`complete`](WakeHandoff::complete) lets
+//! one waiter through, now or when it comes, and [`wake_all`](WakeHandoff::wake_all) lets
+//! through only the tasks sleeping now.
 //!
-//! Staging for `kernel::sync` (next to `kernel::sync::Completion`, which it is not): LDD3's
-//! `complete` driver lets one sleeping reader through per write, with C's `complete()`, and
-//! its wake-all must leave the next reader to sleep again. Linux 7.3's `Completion` offers
-//! only `complete_all()`, which stays done for every later waiter, and an uninterruptible
-//! wait; `reinit_completion()` is an inline C function that bindings cannot call.
-//! [`WakeHandoff`] offers:
+//! C header: [`include/linux/completion.h`](srctree/include/linux/completion.h) (the semantics
+//! of `complete()`; built on [`Mutex`] and [`PollCondVar`], not on `struct completion`)
 //!
-//! - [`WakeHandoff::complete`]: banks one wake-up, taken by a sleeper or else by the next task
-//!   to wait (as C's `complete()`).
-//! - [`WakeHandoff::wake_all`]: lets through the tasks sleeping *now*, and says how many;
-//!   later waiters sleep (unlike C's `complete_all()`).
-//! - [`WakeHandoff::wait_interruptible`]: sleeps until a wake-up is handed over, or a signal
-//!   arrives.
-//! - [`WakeHandoff::try_take`] and [`WakeHandoff::poll`]: the same wait without sleeping, for
-//!   `O_NONBLOCK` readers, and the readiness `poll(2)` reports.
-//!
-//! It is built from a [`Mutex`] and a [`PollCondVar`] rather than from raw `struct completion`
-//! bindings: the same semantics in safe code, covered by lockdep. The counting itself is a
-//! pure state machine, tested by the `scull_wake_handoff` KUnit suite below.
+//! Staging for `kernel::sync`, next to `kernel::sync::Completion`.
 //!
 //! # Examples
 //!
-//! ```ignore
-//! // Reader:
-//! this.handoff.wait_interruptible()?;     // ERESTARTSYS on a signal
-//! // Writer:
-//! this.handoff.complete();                // one reader through, now or when it comes
-//! // ioctl:
-//! let woken: u32 = this.handoff.wake_all();
 //! ```
+//! # use crate::wake_handoff::WakeHandoff;
+//! # use kernel::prelude::*;
+//! let handoff = KBox::pin_init(WakeHandoff::new(), GFP_KERNEL)?;
+//! // A writer's wake-up, banked while no reader sleeps...
+//! handoff.complete();
+//! // ... lets the next reader through at once, and only that one.
+//! handoff.wait_interruptible()?;
+//! assert!(!handoff.try_take());
+//! // Nobody sleeps now: waking them all wakes nobody, and banks nothing.
+//! assert_eq!(handoff.wake_all(), 0);
+//! assert!(!handoff.try_take());
+//! # Ok::<(), Error>(())
+//! ```
+//!
+//! Out-of-tree crates never run doctests: KUnit suite `scull_wake_handoff` runs this example.
 
 use kernel::{
     fs::File,
@@ -188,6 +183,21 @@ impl WakeHandoff {
 #[kunit_tests(scull_wake_handoff)]
 mod tests {
     use super::*;
+
+    /// The module's example, as it is written there.
+    #[test]
+    fn example() -> Result {
+        let handoff = KBox::pin_init(WakeHandoff::new(), GFP_KERNEL)?;
+        // A writer's wake-up, banked while no reader sleeps...
+        handoff.complete();
+        // ... lets the next reader through at once, and only that one.
+        handoff.wait_interruptible()?;
+        assert!(!handoff.try_take());
+        // Nobody sleeps now: waking them all wakes nobody, and banks nothing.
+        assert_eq!(handoff.wake_all(), 0);
+        assert!(!handoff.try_take());
+        Ok(())
+    }
 
     /// `n` waiters arrive and find no wake-up: they sleep.
     fn sleepers(n: u32) -> Counts {

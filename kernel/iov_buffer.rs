@@ -1,25 +1,30 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Fresh buffers filled from a `write`, without zeroing them first.
+//! A fresh buffer filled from a `write`, [`new_buffer_from_iter`]: the bytes the copy fills are
+//! written once, and only the rest is zeroed, as C drivers do with `kmalloc` and
+//! `copy_from_user`.
 //!
-//! Staging for `kernel::iov`: Linux 7.3's `IovIterSource` copies into a slice of initialised
-//! bytes (`copy_from_iter`) or of possibly uninitialised ones (`copy_from_iter_raw`), but
-//! nothing builds a new `Vec` that way. [`new_buffer_from_iter`] does, as C drivers do with
-//! `kmalloc` and `copy_from_user`: the bytes the copy fills are written once, and only the
-//! rest is zeroed.
+//! C header: [`include/linux/uio.h`](srctree/include/linux/uio.h) (`copy_from_iter`)
 //!
-//! It lives here rather than in `user_memory.rs` because it works with any [`Allocator`]: it is
-//! about the iterator, not about whose memory the buffer is.
+//! Staging for `kernel::iov`, whose `IovIterSource` copies only into memory that exists.
 //!
 //! # Examples
 //!
-//! ```ignore
-//! // A 4000-byte quantum holding the written bytes at offset 100, zeros around them.
-//! let (quantum, copied) = new_buffer_from_iter::<UserMemory>(iov, 4000, 100, len, GFP_KERNEL)?;
-//! if copied == 0 {
-//!     return Err(EFAULT);
+//! ```
+//! # use crate::{iov_buffer::new_buffer_from_iter, user_memory::{UserMemory, UserVec}};
+//! # use kernel::{iov::IovIterSource, prelude::*};
+//! /// A 4000-byte quantum holding `len` written bytes at offset 100, and zeros around them.
+//! fn new_quantum(iov: &mut IovIterSource<'_>, len: usize) -> Result<UserVec<u8>> {
+//!     let (quantum, copied) = new_buffer_from_iter::<UserMemory>(iov, 4000, 100, len, GFP_KERNEL)?;
+//!     if copied == 0 {
+//!         return Err(EFAULT);
+//!     }
+//!     Ok(quantum)
 //! }
 //! ```
+//!
+//! Out-of-tree crates never run doctests: KUnit suite `scull_iov_buffer` compiles this example
+//! (an `IovIterSource` exists only in a `write_iter`).
 
 use core::mem::MaybeUninit;
 use kernel::{
@@ -64,4 +69,28 @@ pub(crate) fn new_buffer_from_iter<A: Allocator>(
     // above: `head`, `middle` (the copy, then zeros) and `tail` cover them.
     unsafe { buffer.inc_len(size) };
     Ok((buffer, copied))
+}
+
+#[kunit_tests(scull_iov_buffer)]
+mod tests {
+    use super::*;
+    use crate::user_memory::{
+        UserMemory,
+        UserVec, //
+    };
+
+    /// The module's example, as it is written there.
+    #[test]
+    fn example() {
+        /// A 4000-byte quantum holding `len` written bytes at offset 100, and zeros around them.
+        fn new_quantum(iov: &mut IovIterSource<'_>, len: usize) -> Result<UserVec<u8>> {
+            let (quantum, copied) =
+                new_buffer_from_iter::<UserMemory>(iov, 4000, 100, len, GFP_KERNEL)?;
+            if copied == 0 {
+                return Err(EFAULT);
+            }
+            Ok(quantum)
+        }
+        let _: fn(&mut IovIterSource<'_>, usize) -> Result<UserVec<u8>> = new_quantum;
+    }
 }

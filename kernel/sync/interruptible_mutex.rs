@@ -1,35 +1,37 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! A mutex whose waiters a signal can wake: C's `mutex_lock_interruptible()`.
-//!
-//! Staging for `kernel::sync::Mutex`: Linux 7.3's Rust `Mutex` has `lock()`, which no signal
-//! can end, and `try_lock()`. A driver that holds its lock while it copies from or to user
-//! memory can hold it for as long as a page fault takes, and the memory may be a file of a
-//! FUSE daemon that never answers: every other caller then sleeps behind it in state `D`,
-//! where even `SIGKILL` cannot reach it. LDD3 takes its semaphores with `down_interruptible`
-//! and returns `-ERESTARTSYS` instead; [`InterruptibleMutex::lock_interruptible`] does the
-//! same.
-//!
-//! The `struct mutex` is the kernel's own, so lockdep, `CONFIG_DEBUG_MUTEXES` and the hung
-//! task detector see it as any other; its guard unlocks through [`MutexGuard`], and a
-//! [`CondVar`] can wait on it ([`InterruptibleMutexGuard::wait_interruptible`]).
+//! A mutex whose waiters a signal can wake, [`InterruptibleMutex`]: C's
+//! `mutex_lock_interruptible()`, LDD3's `down_interruptible()`.
 //!
 //! C header: [`include/linux/mutex.h`](srctree/include/linux/mutex.h)
 //!
+//! Staging for `kernel::sync::Mutex`, whose `lock()` no signal can end.
+//!
 //! # Examples
 //!
-//! ```ignore
+//! ```
+//! # use crate::interruptible_mutex::{new_interruptible_mutex, InterruptibleMutex};
+//! # use kernel::prelude::*;
 //! #[pin_data]
 //! struct Device {
 //!     #[pin]
 //!     data: InterruptibleMutex<KVec<u8>>,
 //! }
-//! // In a file operation, which may return ERESTARTSYS:
-//! let data = device.data.lock_interruptible()?;
+//!
+//! let device = KBox::pin_init(
+//!     pin_init!(Device {
+//!         data <- new_interruptible_mutex!(KVec::new(), "Device::data"),
+//!     }),
+//!     GFP_KERNEL,
+//! )?;
+//! // In a file operation, which returns `ERESTARTSYS` if a signal ends the wait for the lock.
+//! let mut data = device.data.lock_interruptible()?;
+//! data.push(1, GFP_KERNEL)?;
+//! # Ok::<(), Error>(())
 //! ```
 //!
-//! [`MutexGuard`]: kernel::sync::MutexGuard
-//! [`CondVar`]: kernel::sync::CondVar
+//! Out-of-tree crates never run doctests: KUnit suite `scull_interruptible_mutex` runs this
+//! example.
 
 use core::{
     cell::UnsafeCell,
@@ -178,5 +180,32 @@ impl<T> DerefMut for InterruptibleMutexGuard<'_, T> {
         // SAFETY: The lock is held while the guard exists (the mutex's type invariant), and the
         // guard is borrowed mutably, so this is the only reference to the data.
         unsafe { &mut *self.data.get() }
+    }
+}
+
+#[kunit_tests(scull_interruptible_mutex)]
+mod tests {
+    use super::*;
+    use crate::interruptible_mutex::new_interruptible_mutex;
+
+    /// The module's example, as it is written there.
+    #[test]
+    fn example() -> Result {
+        #[pin_data]
+        struct Device {
+            #[pin]
+            data: InterruptibleMutex<KVec<u8>>,
+        }
+
+        let device = KBox::pin_init(
+            pin_init!(Device {
+                data <- new_interruptible_mutex!(KVec::new(), "Device::data"),
+            }),
+            GFP_KERNEL,
+        )?;
+        // In a file operation, which returns `ERESTARTSYS` if a signal ends the wait for the lock.
+        let mut data = device.data.lock_interruptible()?;
+        data.push(1, GFP_KERNEL)?;
+        Ok(())
     }
 }

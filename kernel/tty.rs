@@ -1,32 +1,30 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Who a task's terminal belongs to: its controlling terminal and its session.
-//!
-//! Staging for `kernel::tty` and `kernel::pid`: Linux 7.3's Rust API has neither, and its
-//! bindings leave out `include/linux/tty.h`. LDD3's `scullpriv` gives each controlling
-//! terminal a device of its own; keying that device by the terminal's number alone would hand
-//! a terminal's data to the next session that gets the same `/dev/pts/N`. [`Session`] tells
-//! sessions apart even when their numbers are reused.
-//!
-//! - [`current_tty_devnum`]: the device number of the current task's controlling terminal.
-//! - [`Session`]: a counted reference to the current task's session, comparable and able to
-//!   say whether any task is still in it.
-//!
-//! The three tty functions are declared by hand, each copied from the header line its comment
-//! cites. `c_checks.c`, compiled against the header but never linked, `static_assert`s the
-//! same prototypes, so a header change fails the build; its opening comment says why no C
-//! helper is linked into the module instead.
+//! Who a task's terminal belongs to: its controlling terminal ([`current_tty_devnum`]) and its
+//! session ([`Session`]), which stays distinct from any later session that reuses its number.
 //!
 //! C headers: [`include/linux/tty.h`](srctree/include/linux/tty.h),
 //! [`include/linux/pid.h`](srctree/include/linux/pid.h)
 //!
+//! Staging for `kernel::tty` and `kernel::pid`.
+//!
 //! # Examples
 //!
-//! ```ignore
-//! let terminal = tty::current_tty_devnum().ok_or(EINVAL)?;
-//! let session = tty::Session::current().ok_or(EINVAL)?;
-//! // Later: the same session (`==`), or one that has ended (`!session.is_alive()`).
 //! ```
+//! # use crate::tty::{current_tty_devnum, Session};
+//! # use kernel::prelude::*;
+//! // `None` for a task without a controlling terminal: a daemon, or a kernel thread.
+//! if let Some(terminal) = current_tty_devnum() {
+//!     pr_info!("controlling terminal {terminal:#x}\n");
+//! }
+//! // A session is the same however often it is asked for, and alive while a task is in it.
+//! let session = Session::current();
+//! assert!(session == Session::current());
+//! assert!(session.as_ref().is_none_or(Session::is_alive));
+//! # Ok::<(), Error>(())
+//! ```
+//!
+//! Out-of-tree crates never run doctests: KUnit suite `scull_tty` runs this example.
 
 use core::ptr::NonNull;
 use kernel::{
@@ -121,3 +119,23 @@ impl Drop for Session {
 
 /// `PIDTYPE_SID`: the kind of `struct pid` link that names a task's session.
 const SESSION: bindings::pid_type = bindings::pid_type_PIDTYPE_SID;
+
+#[kernel::prelude::kunit_tests(scull_tty)]
+mod tests {
+    use super::*;
+    use kernel::prelude::*;
+
+    /// The module's example, as it is written there.
+    #[test]
+    fn example() -> Result {
+        // `None` for a task without a controlling terminal: a daemon, or a kernel thread.
+        if let Some(terminal) = current_tty_devnum() {
+            pr_info!("controlling terminal {terminal:#x}\n");
+        }
+        // A session is the same however often it is asked for, and alive while a task is in it.
+        let session = Session::current();
+        assert!(session == Session::current());
+        assert!(session.as_ref().is_none_or(Session::is_alive));
+        Ok(())
+    }
+}
