@@ -274,6 +274,11 @@ impl PerTerminal {
     /// The device of the current task's terminal and session for a file opened with `file`'s
     /// flags; `EINVAL` without a controlling terminal (as LDD3), `ENOSPC` when the opener or
     /// everyone together holds too many.
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` without a controlling terminal (as LDD3), `ENOSPC` when the opener or everyone
+    /// together holds too many devices, `ENOMEM`.
     pub(crate) fn device(&self, file: &File) -> Result<Arc<ScullDev>> {
         let terminal = current_tty_devnum().ok_or(EINVAL)?;
         let session = Session::current().ok_or(EINVAL)?;

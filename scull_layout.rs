@@ -60,16 +60,29 @@ pub(crate) struct Location {
 
 impl Layout {
     /// This layout with another quantum.
+    ///
+    /// # Errors
+    ///
+    /// As [`Layout::new`].
     pub(crate) fn with_quantum(self, quantum: usize) -> Result<Self, LayoutError> {
         Self::new(quantum, self.qset.get())
     }
 
     /// This layout with another quantum-set length.
+    ///
+    /// # Errors
+    ///
+    /// As [`Layout::new`].
     pub(crate) fn with_qset(self, qset: usize) -> Result<Self, LayoutError> {
         Self::new(self.quantum.get(), qset)
     }
 
     /// Checks a quantum size and a quantum-set length.
+    ///
+    /// # Errors
+    ///
+    /// [`LayoutError`] names the size out of bounds: the quantum, the quantum set, or their
+    /// product.
     pub(crate) fn new(quantum: usize, qset: usize) -> Result<Self, LayoutError> {
         let quantum = NonZero::new(quantum)
             .filter(|quantum| quantum.get() <= MAX_QUANTUM)

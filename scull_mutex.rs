@@ -87,6 +87,10 @@ impl Settings {
     /// Replaces the layout with what `change` makes of it, unless it fails, and returns the
     /// old layout. `change` runs under the lock, so that an exchange is atomic: it must not
     /// sleep for long (no user copy), since every device's trim waits for this lock.
+    ///
+    /// # Errors
+    ///
+    /// What `change` returns, and then the layout stays as it was.
     pub(crate) fn update<E>(
         &self,
         change: impl FnOnce(Layout) -> Result<Layout, E>,
@@ -158,6 +162,10 @@ impl ScullDev {
 
     /// Copies data from offset `pos` to `sink`, as [`Storage::read`] does; `ERESTARTSYS`
     /// when a signal arrives while waiting for the lock.
+    ///
+    /// # Errors
+    ///
+    /// As [`Storage::read`], and `ERESTARTSYS` when a signal arrives while waiting for the lock.
     pub(crate) fn read(
         &self,
         pos: u64,
@@ -169,11 +177,19 @@ impl ScullDev {
 
     /// Copies data from `source` to offset `pos`, as [`Storage::write`] does; `ERESTARTSYS`
     /// when a signal arrives while waiting for the lock.
+    ///
+    /// # Errors
+    ///
+    /// As [`Storage::write`], and `ERESTARTSYS` when a signal arrives while waiting for the lock.
     pub(crate) fn write(&self, pos: u64, len: usize, source: impl WriteSource) -> Result<usize> {
         self.change(|storage| storage.write(pos, len, source))?
     }
 
     /// Frees the device's memory; it adopts the current settings (LDD3's `scull_trim`).
+    /// `ERESTARTSYS` when a signal arrives while waiting for the lock.
+    ///
+    /// # Errors
+    ///
     /// `ERESTARTSYS` when a signal arrives while waiting for the lock.
     pub(crate) fn trim(&self) -> Result {
         let layout = self.settings.current();

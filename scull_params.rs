@@ -52,6 +52,10 @@ fn checked_param(name: &str, value: i32, min: u32, max: u32) -> Result<u32> {
 }
 
 impl Config {
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` for a parameter out of its bounds, after a log line that names it and them.
     pub(crate) fn from_params() -> Result<Self> {
         let major = checked_param(
             "scull_major",

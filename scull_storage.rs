@@ -260,8 +260,12 @@ impl Storage {
     ///
     /// `sink` receives consecutive pieces and returns how much of each it took; taking less
     /// ends the copy (a fault in user memory), and so does a fatal signal. Returns the bytes
-    /// taken, `EFAULT` when the very first piece failed entirely (`EINTR` when the task was
-    /// being killed before it), and 0 at or past the end of the data.
+    /// taken, and 0 at or past the end of the data.
+    ///
+    /// # Errors
+    ///
+    /// Only when nothing was copied: `EFAULT` when the very first piece failed entirely, `EINTR`
+    /// when the task was being killed before it.
     pub(crate) fn read(
         &self,
         pos: u64,
@@ -308,10 +312,13 @@ impl Storage {
     ///
     /// `source` fills consecutive pieces (or new quanta) and says how much of each it filled;
     /// filling less ends the copy, and so does a fatal signal. Returns the bytes written.
-    /// Errors only when nothing was written: `EFBIG` for `pos` at or past
-    /// [`Layout::max_size`], `ENOMEM` when memory ran out, `EFAULT` when the source failed,
-    /// `EINTR` when the task is being killed. Writes stop at the maximum size, as they do at a
-    /// file's size limit.
+    /// Writes stop at the maximum size, as they do at a file's size limit.
+    ///
+    /// # Errors
+    ///
+    /// Only when nothing was written: `EFBIG` for `pos` at or past [`Layout::max_size`],
+    /// `ENOSPC` when the memory limit is reached, `ENOMEM` when memory ran out, `EFAULT` when the
+    /// source failed, `EINTR` when the task is being killed.
     pub(crate) fn write(
         &mut self,
         pos: u64,

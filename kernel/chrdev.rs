@@ -88,6 +88,11 @@ impl Region {
     /// Reserves `count` minors starting at `first_minor` under `name`.
     ///
     /// A `major` of zero asks the kernel for a free major, as LDD3's `scull_major = 0` does.
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` for an empty range or one past the largest major or minor, `EBUSY` when the
+    /// numbers (or, for major 0, every free major) are taken.
     pub(crate) fn new(
         name: &'static CStr,
         major: u32,
@@ -229,6 +234,11 @@ impl<T: Operations> Registration<T> {
     /// Dropping the registration removes the devices; it waits until every file opened through
     /// it has been released (when a module unloads, none is left: each open file pins the
     /// module).
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` when `first..first + devices.len()` is not inside `region`, and what `cdev_add`
+    /// returns (`ENOMEM`).
     pub(crate) fn new(
         region: &Region,
         first: u32,

@@ -44,6 +44,10 @@ use kernel::{
 /// it is written, zeroing it and then overwriting it would be a second pass over every byte.
 /// Returns the buffer and how many bytes were copied, fewer than `len` when user memory
 /// faulted; the bytes left uncopied are zero too. `EINVAL` when `at + len` exceeds `size`.
+///
+/// # Errors
+///
+/// `EINVAL` when `at + len` exceeds `size`, `ENOMEM` when the buffer cannot be allocated.
 pub(crate) fn new_buffer_from_iter<A: Allocator>(
     iov: &mut IovIterSource<'_>,
     size: usize,

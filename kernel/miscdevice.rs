@@ -82,6 +82,11 @@ unsafe impl<T: Operations> Sync for Registration<T> {}
 impl<T: Operations> Registration<T> {
     /// Registers a misc device named `name` (`/dev/NAME`, with a dynamic minor) whose every
     /// open file receives `device`.
+    ///
+    /// # Errors
+    ///
+    /// What `misc_register` returns: `EBUSY` when no minor is free, or the error of creating
+    /// the device (`EEXIST` for a name taken, `ENOMEM`).
     pub(crate) fn new(name: &'static CStr, device: Arc<T::Device>) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
             device,

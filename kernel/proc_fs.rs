@@ -160,6 +160,10 @@ impl<T: Send + Sync> ProcFile<T> {
 
 impl<T: ShowAll> ProcFile<T> {
     /// Creates `/proc/<name>`, whose content is whatever `data.show` writes.
+    ///
+    /// # Errors
+    ///
+    /// `ENOMEM` when the entry cannot be made (its name is taken, or memory ran out).
     pub(crate) fn single(name: &CStr, data: Arc<T>) -> Result<Self> {
         // SAFETY: `name` is a NUL-terminated string, copied by the callee. The data pointer
         // stays valid until `drop` has removed the entry, and `show_all::<T>` expects it.
@@ -178,6 +182,10 @@ impl<T: ShowAll> ProcFile<T> {
 
 impl<T: ShowRecords> ProcFile<T> {
     /// Creates `/proc/<name>`, whose content is the records of `data`, in order.
+    ///
+    /// # Errors
+    ///
+    /// `ENOMEM` when the entry cannot be made (its name is taken, or memory ran out).
     pub(crate) fn records(name: &CStr, data: Arc<T>) -> Result<Self> {
         // SAFETY: As in `single`; `SeqOps::<T>` expects `T` as the data.
         let entry = unsafe {

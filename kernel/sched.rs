@@ -52,6 +52,8 @@ pub(crate) fn fatal_signal_pending() -> bool {
         return false;
     }
     let task = current.as_ptr();
+    // PANIC: Index 0 of `sig`, an array of `_NSIG_WORDS` (at least 1) words: the compiler
+    // checks a constant index against the array's length.
     // SAFETY: `task` is the current task, alive while it runs this. As C's
     // `__fatal_signal_pending`, this reads the task's own pending set without its lock: a
     // signal that arrives meanwhile is seen at the next check.

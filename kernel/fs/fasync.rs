@@ -75,6 +75,10 @@ impl FasyncQueue {
 
     /// Adds `file` (whose descriptor is `fd`) to the queue, or removes it: what a file's
     /// `fasync` operation is asked (see `file_ops::Operations::fasync`).
+    ///
+    /// # Errors
+    ///
+    /// What `fasync_helper` returns: `ENOMEM` when the queue's entry cannot be allocated.
     pub(crate) fn update(&self, file: &File, fd: i32, on: bool) -> Result {
         // SAFETY: `file` is a live file, and `head` is a list head as the invariants say.
         let ret =

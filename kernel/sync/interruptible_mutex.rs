@@ -126,6 +126,10 @@ impl<T> InterruptibleMutex<T> {
 
     /// Takes the lock, sleeping until it is free or a signal arrives: `ERESTARTSYS` then, so
     /// that the call is restarted under `SA_RESTART` and fails with `EINTR` otherwise.
+    ///
+    /// # Errors
+    ///
+    /// `ERESTARTSYS` when a signal arrives before the lock is free.
     pub(crate) fn lock_interruptible(&self) -> Result<InterruptibleMutexGuard<'_, T>> {
         let mutex = self.mutex.get();
         // SAFETY: `mutex` is initialised (the type invariant). With lockdep, the C macro

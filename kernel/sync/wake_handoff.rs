@@ -160,6 +160,10 @@ impl WakeHandoff {
     ///
     /// Returns `ERESTARTSYS` when a signal arrives first, so that Ctrl-C ends the wait at once
     /// (the system call is restarted only if the signal's handler asked for it).
+    ///
+    /// # Errors
+    ///
+    /// `ERESTARTSYS` when a signal arrives before a wake-up is handed over.
     pub(crate) fn wait_interruptible(&self) -> Result {
         let mut counts = self.counts.lock();
         counts.arrive();
