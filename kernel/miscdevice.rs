@@ -15,19 +15,17 @@
 //! /// What every file that opens the device shares.
 //! struct Counter;
 //!
-//! /// An open file of the device.
-//! struct CounterFile {
-//!     counter: Arc<Counter>,
-//! }
+//! /// The device's file operations: all of them but `open` are optional.
+//! struct CounterFile;
 //!
 //! #[vtable]
 //! impl Operations for CounterFile {
 //!     type Device = Counter;
-//!     type Ptr = KBox<Self>;
+//!     // Each open file keeps a reference to the one `Counter`.
+//!     type Ptr = Arc<Counter>;
 //!
-//!     fn open(counter: &Arc<Counter>, _file: &File) -> Result<KBox<Self>> {
-//!         let counter = counter.clone();
-//!         Ok(KBox::new(Self { counter }, GFP_KERNEL)?)
+//!     fn open(counter: &Arc<Counter>, _file: &File) -> Result<Arc<Counter>> {
+//!         Ok(counter.clone())
 //!     }
 //! }
 //!
@@ -155,19 +153,17 @@ mod tests {
         /// What every file that opens the device shares.
         struct Counter;
 
-        /// An open file of the device.
-        struct CounterFile {
-            counter: Arc<Counter>,
-        }
+        /// The device's file operations: all of them but `open` are optional.
+        struct CounterFile;
 
         #[vtable]
         impl Operations for CounterFile {
             type Device = Counter;
-            type Ptr = KBox<Self>;
+            // Each open file keeps a reference to the one `Counter`.
+            type Ptr = Arc<Counter>;
 
-            fn open(counter: &Arc<Counter>, _file: &File) -> Result<KBox<Self>> {
-                let counter = counter.clone();
-                Ok(KBox::new(Self { counter }, GFP_KERNEL)?)
+            fn open(counter: &Arc<Counter>, _file: &File) -> Result<Arc<Counter>> {
+                Ok(counter.clone())
             }
         }
 

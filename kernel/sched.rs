@@ -36,6 +36,10 @@ use kernel::{
 /// Lets the scheduler run another task if one should run (C's `cond_resched()`).
 ///
 /// May sleep: never call it in atomic context (checked with `CONFIG_DEBUG_ATOMIC_SLEEP`).
+// Inlined so that `might_sleep`'s location of the caller is a constant there: an out-of-line
+// copy (which the KUnit example's call made rustc emit) turns the debug assertion in building
+// that location's C string into a panic path.
+#[inline(always)]
 #[track_caller]
 pub(crate) fn cond_resched() {
     task::might_sleep();

@@ -190,7 +190,6 @@ impl<T> DerefMut for InterruptibleMutexGuard<'_, T> {
 #[kunit_tests(scull_interruptible_mutex)]
 mod tests {
     use super::*;
-    use crate::interruptible_mutex::new_interruptible_mutex;
 
     /// The module's example, as it is written there.
     #[test]
