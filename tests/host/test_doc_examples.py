@@ -2,8 +2,9 @@
 
 Out-of-tree crates never run doctests, so each example written in doctest form (hidden `# `
 lines for its imports, `# Ok::<(), Error>(())` at the end) has a KUnit case whose body
-holds the same visible code. This test holds them together: an example edited without its
-case, or a case without its example, fails here, on the host, before any kernel boots.
+holds the same visible code. This test holds them together in one direction: an example
+edited without its case fails here, on the host, before any kernel boots (a case edited
+without its example fails too, as the example is then in no case).
 rustfmt formats the cases and not the docs, so code is compared without whitespace and
 without the trailing commas rustfmt adds where it wraps a line."""
 
