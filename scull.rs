@@ -77,7 +77,10 @@ use scull_proc::{
     MemoryView,
     PipeView, //
 };
-use scull_storage::MemoryBudget;
+use scull_storage::{
+    MemoryBudget,
+    ReclaimOnPressure, //
+};
 
 module! {
     type: ScullModule,
@@ -124,9 +127,11 @@ module! {
 
 #[pin_data]
 struct ScullModule {
-    // Fields drop in declaration order: the views go first, the device numbers last. (If
-    // init fails part way, pin-init drops what it made in reverse order of making it, which
-    // also leaves the region for last.)
+    // Fields drop in declaration order: the reclaimer first (it breaks the cycle of the
+    // budget holding scullpriv, which holds the budget), then the views, the device numbers
+    // last. (If init fails part way, pin-init drops what it made in reverse order of making
+    // it, which also leaves the region for last.)
+    _reclaim: ReclaimOnPressure,
     _scullmem: ProcFile<MemoryView>,
     _scullseq: ProcFile<MemoryView>,
     _scullpipe: ProcFile<PipeView>,
@@ -164,9 +169,9 @@ impl kernel::InPlaceModule for ScullModule {
             let config = Config::from_params()?;
             let minors = config.minors;
             let region = Region::new(c"scull", config.major, config.first_minor, minors)?;
-            let budget = Arc::new(MemoryBudget::new(config.mem_limit), GFP_KERNEL)?;
+            let budget = Arc::pin_init(MemoryBudget::new(config.mem_limit), GFP_KERNEL)?;
             let settings = Arc::pin_init(
-                Settings::new(config.layout, config.pipe_buffer, budget),
+                Settings::new(config.layout, config.pipe_buffer, budget.clone()),
                 GFP_KERNEL,
             )?;
             // Every vector is filled within the capacity it was allocated with:
@@ -195,29 +200,25 @@ impl kernel::InPlaceModule for ScullModule {
             // The access devices take the last minors. Every index below is below `minors`,
             // which `from_params` checked, so the saturating additions never saturate.
             let access = minors.saturating_sub(ACCESS_DEVICES);
-            let single = register_one(
-                &region,
-                access,
-                Arc::pin_init(Guarded::new(settings.clone(), Single::new()), GFP_KERNEL)?,
-            )?;
-            let uid = register_one(
-                &region,
-                access.saturating_add(1),
-                Arc::pin_init(Guarded::new(settings.clone(), OneUser::new()), GFP_KERNEL)?,
-            )?;
-            let wuid = register_one(
-                &region,
-                access.saturating_add(2),
-                Arc::pin_init(Guarded::new(settings.clone(), OneUser::new()), GFP_KERNEL)?,
-            )?;
-            let private = register_one(
-                &region,
-                access.saturating_add(3),
-                Arc::pin_init(PerTerminal::new(settings.clone()), GFP_KERNEL)?,
-            )?;
+            let single_device =
+                Arc::pin_init(Guarded::new(settings.clone(), Single::new()), GFP_KERNEL)?;
+            let uid_device =
+                Arc::pin_init(Guarded::new(settings.clone(), OneUser::new()), GFP_KERNEL)?;
+            let wuid_device =
+                Arc::pin_init(Guarded::new(settings.clone(), OneUser::new()), GFP_KERNEL)?;
+            let private_devices = Arc::pin_init(PerTerminal::new(settings.clone()), GFP_KERNEL)?;
+            let single = register_one(&region, access, single_device.clone())?;
+            let uid = register_one(&region, access.saturating_add(1), uid_device.clone())?;
+            let wuid = register_one(&region, access.saturating_add(2), wuid_device.clone())?;
+            let private = register_one(&region, access.saturating_add(3), private_devices.clone())?;
+            let reclaim = ReclaimOnPressure::new(budget.clone(), private_devices.clone());
             let view = Arc::new(
                 MemoryView {
                     devices: viewed,
+                    single: single_device,
+                    uid: uid_device,
+                    wuid: wuid_device,
+                    private: private_devices,
                     settings: settings.clone(),
                 },
                 GFP_KERNEL,
@@ -243,6 +244,7 @@ impl kernel::InPlaceModule for ScullModule {
                 _scullmem: ProcFile::single(c"scullmem", view.clone())?,
                 _scullseq: ProcFile::records(c"scullseq", view)?,
                 _scullpipe: ProcFile::single(c"scullpipe", pipe_view)?,
+                _reclaim: reclaim,
                 _: {
                     pr_info!(
                         "major {}, minors {}..{}: {} scull (quantum {}, qset {}, {} bytes in \

@@ -19,6 +19,10 @@ use crate::{
         ScullDev,
         Settings, //
     },
+    scull_storage::{
+        Reclaim,
+        Usage, //
+    },
     tty::{
         current_tty_devnum,
         Session, //
@@ -255,8 +259,9 @@ impl PerTerminal {
 
     /// Forgets the devices of sessions that ended, one at a time, each freed after the table's
     /// lock is dropped: freeing a large device takes long, and every `scullpriv` open waits
-    /// for that lock.
-    fn forget_ended_sessions(&self) {
+    /// for that lock. Says whether it forgot any.
+    fn forget_ended_sessions(&self) -> bool {
+        let mut forgot = false;
         loop {
             let ended = self
                 .devices
@@ -266,14 +271,30 @@ impl PerTerminal {
                 .and_then(Option::take);
             // The lock is dropped: the device goes here, unless a file still holds it.
             if ended.is_none() {
-                return;
+                return forgot;
+            }
+            forgot = true;
+        }
+    }
+
+    /// Calls `each` with every device the table holds now: its slot, its terminal's device
+    /// number, whether a task is still in its session, and its usage. Devices of ended
+    /// sessions are shown too, as long as the table keeps them: they hold memory.
+    pub(crate) fn each_device(&self, mut each: impl FnMut(usize, u32, bool, Usage)) {
+        for (slot, entry) in self.devices.lock().iter().enumerate() {
+            if let Some(entry) = entry {
+                each(
+                    slot,
+                    entry.terminal,
+                    entry.session.is_alive(),
+                    entry.device.usage(),
+                );
             }
         }
     }
 
     /// The device of the current task's terminal and session for a file opened with `file`'s
-    /// flags; `EINVAL` without a controlling terminal (as LDD3), `ENOSPC` when the opener or
-    /// everyone together holds too many.
+    /// flags.
     ///
     /// # Errors
     ///
@@ -282,7 +303,8 @@ impl PerTerminal {
     pub(crate) fn device(&self, file: &File) -> Result<Arc<ScullDev>> {
         let terminal = current_tty_devnum().ok_or(EINVAL)?;
         let session = Session::current().ok_or(EINVAL)?;
-        self.forget_ended_sessions();
+        // Whether or not it freed memory: what matters here is room in the table.
+        let _ = self.forget_ended_sessions();
         let mut devices = self.devices.lock();
         if let Some(entry) = devices
             .iter()
@@ -319,5 +341,14 @@ impl PerTerminal {
             device: device.clone(),
         });
         Ok(device)
+    }
+}
+
+/// A device whose session ended can never be opened again: when the memory budget runs out,
+/// its memory is the first to go, rather than a writer's `ENOSPC` waiting for the next open
+/// of `scullpriv`.
+impl Reclaim for PerTerminal {
+    fn reclaim(&self) -> bool {
+        self.forget_ended_sessions()
     }
 }

@@ -6,19 +6,27 @@ use crate::proc_fs::{
     ShowAll,
     ShowRecords, //
 };
-use crate::scull_pipe::PipeDev;
 use crate::{
+    scull_access::{
+        Guarded,
+        OneUser,
+        PerTerminal,
+        Refuse,
+        Single,
+        Wait, //
+    },
     scull_mutex::{
         ScullDev,
         Settings, //
     },
+    scull_pipe::PipeDev,
     scull_storage::{
         MemoryBudget,
         Usage, //
     }, //
 };
-use core::cmp::Ordering;
 use kernel::{
+    fmt,
     prelude::*,
     seq_file::{
         seq_print,
@@ -30,13 +38,22 @@ use kernel::{
 /// What `/proc/scullmem` and `/proc/scullseq` show: LDD3's view of each device (its layout,
 /// size, quantum sets and quanta), with the memory it costs and a line of totals.
 ///
-/// Each device's numbers are read under its lock, which is held for nothing else (no user
-/// copy happens under it): a device line is always consistent, and writers wait for at most
-/// the count of its quantum sets.
+/// Every device that can hold memory has a line: `scull0` to `scullN`, the access devices,
+/// and each device `scullpriv` keeps, its session alive or ended. So `used=`, the budget all
+/// of them draw from, is the sum of the lines' `allocated=` whenever no writer is running,
+/// but for one case: a scullpriv device forgotten (its session ended) while a file that
+/// outlived its session still holds it keeps its memory until that file closes, unlisted.
+///
+/// Each line is read from a copy of the device's usage, behind a lock held for nothing else
+/// (no user copy happens under it): a line is always consistent, and never waits for a
+/// writer stalled in a page fault.
 pub(crate) struct MemoryView {
     pub(crate) devices: KVec<Arc<ScullDev>>,
-    /// For the memory budget, which every scull device draws from (scullpriv's and the
-    /// access devices' too, though the views do not list them).
+    pub(crate) single: Arc<Guarded<Single>>,
+    pub(crate) uid: Arc<Guarded<OneUser<Refuse>>>,
+    pub(crate) wuid: Arc<Guarded<OneUser<Wait>>>,
+    pub(crate) private: Arc<PerTerminal>,
+    /// For the memory budget, which every scull device draws from.
     pub(crate) settings: Arc<Settings>,
 }
 
@@ -59,8 +76,8 @@ impl Totals {
         self.quanta = self.quanta.saturating_add(usage.quanta);
     }
 
-    /// Shows the totals, and the `budget` all devices draw from: its limit and what every
-    /// device, listed or not, uses of it.
+    /// Shows the totals, and the `budget` all devices draw from: its limit and what they use
+    /// of it.
     fn show(&self, m: &SeqFile, budget: &MemoryBudget) {
         seq_print!(
             m,
@@ -76,21 +93,59 @@ impl Totals {
     }
 }
 
+/// Shows one device's line, `name` and then `detail` (fields of its own, if any) and what
+/// `usage` says, and adds it to `totals`.
+fn show_usage(
+    m: &SeqFile,
+    name: fmt::Arguments<'_>,
+    detail: fmt::Arguments<'_>,
+    usage: Usage,
+    totals: &mut Totals,
+) {
+    seq_print!(
+        m,
+        "{name}: {detail}quantum={} qset={} size={} allocated={} qsets={} quanta={}\n",
+        usage.layout.quantum(),
+        usage.layout.qset(),
+        usage.size,
+        usage.allocated,
+        usage.qsets,
+        usage.quanta
+    );
+    totals.add(&usage);
+}
+
 impl MemoryView {
-    /// Shows device `index`, if there is one, and returns what it showed.
-    fn show_device(&self, index: usize, m: &SeqFile) -> Option<Usage> {
-        let usage = self.devices.get(index)?.usage();
-        seq_print!(
-            m,
-            "scull{index}: quantum={} qset={} size={} allocated={} qsets={} quanta={}\n",
-            usage.layout.quantum(),
-            usage.layout.qset(),
-            usage.size,
-            usage.allocated,
-            usage.qsets,
-            usage.quanta
-        );
-        Some(usage)
+    /// Shows `scull{index}`, if there is one.
+    fn show_device(&self, index: usize, m: &SeqFile, totals: &mut Totals) {
+        if let Some(device) = self.devices.get(index) {
+            show_usage(m, fmt!("scull{index}"), fmt!(""), device.usage(), totals);
+        }
+    }
+
+    /// scullsingle, sculluid and scullwuid, by name: each has one device of its own.
+    fn guarded_devices(&self) -> [(&'static str, &ScullDev); 3] {
+        [
+            ("scullsingle", &self.single.device),
+            ("sculluid", &self.uid.device),
+            ("scullwuid", &self.wuid.device),
+        ]
+    }
+
+    /// Shows the access devices, and every device `scullpriv` keeps.
+    fn show_access_devices(&self, m: &SeqFile, totals: &mut Totals) {
+        for (name, device) in self.guarded_devices() {
+            show_usage(m, fmt!("{name}"), fmt!(""), device.usage(), totals);
+        }
+        self.private.each_device(|slot, terminal, alive, usage| {
+            show_usage(
+                m,
+                fmt!("scullpriv.{slot}"),
+                fmt!("terminal={terminal} alive={} ", u8::from(alive)),
+                usage,
+                totals,
+            );
+        });
     }
 }
 
@@ -99,35 +154,39 @@ impl ShowAll for MemoryView {
     fn show(&self, m: &SeqFile) {
         let mut totals = Totals::default();
         for index in 0..self.devices.len() {
-            if let Some(usage) = self.show_device(index, m) {
-                totals.add(&usage);
-            }
+            self.show_device(index, m, &mut totals);
         }
+        self.show_access_devices(m, &mut totals);
         totals.show(m, self.settings.budget());
     }
 }
 
-/// `/proc/scullseq`: one record per device, then one for the totals. `seq_file` may return to
-/// user space between records, so the totals are a snapshot of their own, taken when their
-/// record is shown: with writers running they can differ from the sum of the lines above.
+/// `/proc/scullseq`: one record per scullN device, one for the access devices, then one for
+/// the totals. `seq_file` may return to user space between records, so the totals are a
+/// snapshot of their own, taken when their record is shown: with writers running they can
+/// differ from the sum of the lines above.
 impl ShowRecords for MemoryView {
     fn records(&self) -> usize {
-        self.devices.len().saturating_add(1)
+        self.devices.len().saturating_add(2)
     }
 
     fn show_record(&self, index: usize, m: &SeqFile) {
-        match index.cmp(&self.devices.len()) {
-            Ordering::Less => {
-                self.show_device(index, m);
-            }
-            Ordering::Equal => {
-                let mut totals = Totals::default();
+        let mut totals = Totals::default();
+        match index.checked_sub(self.devices.len()) {
+            None => self.show_device(index, m, &mut totals),
+            Some(0) => self.show_access_devices(m, &mut totals),
+            Some(1) => {
                 for device in &self.devices {
                     totals.add(&device.usage());
                 }
+                for (_, device) in self.guarded_devices() {
+                    totals.add(&device.usage());
+                }
+                self.private
+                    .each_device(|_, _, _, usage| totals.add(&usage));
                 totals.show(m, self.settings.budget());
             }
-            Ordering::Greater => {}
+            Some(_) => {}
         }
     }
 }

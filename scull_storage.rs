@@ -14,13 +14,15 @@ use crate::{
     user_memory::UserVec, //
 };
 use kernel::{
+    new_mutex,
     prelude::*,
     sync::{
         atomic::{
             Atomic,
             Relaxed, //
         },
-        Arc, //
+        Arc,
+        Mutex, //
     }, //
 };
 
@@ -53,19 +55,32 @@ fn span_mut(bytes: &mut [u8], at: usize, len: usize) -> Option<&mut [u8]> {
 /// machine's memory.
 ///
 /// Counted as [`Usage::allocated`] counts: quanta, quantum sets' slot arrays and the arrays
-/// of quantum sets, in the bytes asked for.
+/// of quantum sets, in the bytes asked for. When it runs out, it first asks its
+/// [`Reclaim`], if it has one, to free what nobody can reach any more.
+#[pin_data]
 pub(crate) struct MemoryBudget {
     limit: u64,
     used: Atomic<u64>,
+    /// Set for as long as a [`ReclaimOnPressure`] lives.
+    #[pin]
+    reclaim: Mutex<Option<Arc<dyn Reclaim>>>,
+}
+
+/// What can give memory of a [`MemoryBudget`] back: devices that nobody can open again.
+pub(crate) trait Reclaim: Send + Sync {
+    /// Lets go of what nobody can reach any more, freeing it unless something still holds it;
+    /// says whether it let go of anything (then a charge is worth trying again).
+    fn reclaim(&self) -> bool;
 }
 
 impl MemoryBudget {
-    /// A budget of `limit` bytes, none of it used.
-    pub(crate) fn new(limit: u64) -> Self {
-        Self {
+    /// A budget of `limit` bytes, none of it used, with nothing to reclaim.
+    pub(crate) fn new(limit: u64) -> impl PinInit<Self> {
+        pin_init!(Self {
             limit,
             used: Atomic::new(0),
-        }
+            reclaim <- new_mutex!(None, "MemoryBudget::reclaim"),
+        })
     }
 
     /// The bytes all devices may hold together.
@@ -78,8 +93,8 @@ impl MemoryBudget {
         self.used.load(Relaxed)
     }
 
-    /// Takes `bytes` from the budget; `ENOSPC` when that would pass the limit.
-    fn charge(&self, bytes: u64) -> Result {
+    /// Takes `bytes` from the budget, if that stays within the limit.
+    fn try_charge(&self, bytes: u64) -> Result {
         let mut used = self.used.load(Relaxed);
         loop {
             let new = used
@@ -93,9 +108,51 @@ impl MemoryBudget {
         }
     }
 
+    /// Takes `bytes` from the budget. When that would pass the limit, the [`Reclaim`] frees
+    /// what it can first, and the charge is tried once more.
+    ///
+    /// # Errors
+    ///
+    /// `ENOSPC` when the budget is used up even so.
+    fn charge(&self, bytes: u64) -> Result {
+        if self.try_charge(bytes).is_ok() {
+            return Ok(());
+        }
+        // Cloned out of the lock: reclaiming frees devices, which takes time, and no other
+        // charge should wait for that lock meanwhile.
+        let reclaim = self.reclaim.lock().clone();
+        match reclaim {
+            Some(reclaim) if reclaim.reclaim() => self.try_charge(bytes),
+            _ => Err(ENOSPC),
+        }
+    }
+
     /// Gives back `bytes` taken by [`Self::charge`].
     fn uncharge(&self, bytes: u64) {
         self.used.fetch_sub(bytes, Relaxed);
+    }
+}
+
+/// Makes `reclaim` the [`Reclaim`] of a [`MemoryBudget`] for as long as it lives.
+///
+/// The reclaimer usually holds devices, which hold the budget: dropping this value is what
+/// breaks that cycle, so the module keeps it until it exits.
+pub(crate) struct ReclaimOnPressure {
+    budget: Arc<MemoryBudget>,
+}
+
+impl ReclaimOnPressure {
+    pub(crate) fn new(budget: Arc<MemoryBudget>, reclaim: Arc<dyn Reclaim>) -> Self {
+        *budget.reclaim.lock() = Some(reclaim);
+        Self { budget }
+    }
+}
+
+impl Drop for ReclaimOnPressure {
+    fn drop(&mut self) {
+        // Dropped outside the lock: the reclaimer's own drop may free devices.
+        let reclaim = self.budget.reclaim.lock().take();
+        drop(reclaim);
     }
 }
 
@@ -556,7 +613,7 @@ mod tests {
         let layout = Layout::new(quantum, qset).map_err(|_| EINVAL)?;
         Ok(Storage::new(
             layout,
-            Arc::new(MemoryBudget::new(limit), GFP_KERNEL)?,
+            Arc::pin_init(MemoryBudget::new(limit), GFP_KERNEL)?,
         ))
     }
 
@@ -787,7 +844,7 @@ mod tests {
 
     #[test]
     fn the_budget_bounds_all_devices_and_comes_back() -> Result {
-        let budget = Arc::new(MemoryBudget::new(100), GFP_KERNEL)?;
+        let budget = Arc::pin_init(MemoryBudget::new(100), GFP_KERNEL)?;
         let layout = Layout::new(10, 2).map_err(|_| EINVAL)?;
         let mut first = Storage::new(layout, budget.clone());
         // One slot of the array of quantum sets (24), a quantum set (2 slots, 48), a quantum.
@@ -811,6 +868,48 @@ mod tests {
         assert_eq!(budget.used(), 82);
         drop(second);
         assert_eq!(budget.used(), 0);
+        Ok(())
+    }
+
+    /// Memory nobody can reach any more, held until the budget asks for it.
+    #[pin_data]
+    struct Garbage {
+        #[pin]
+        storage: Mutex<Option<Storage>>,
+    }
+
+    impl Reclaim for Garbage {
+        fn reclaim(&self) -> bool {
+            let garbage = self.storage.lock().take();
+            garbage.is_some()
+        }
+    }
+
+    #[test]
+    fn a_full_budget_frees_what_its_reclaimer_holds_before_it_refuses() -> Result {
+        let budget = Arc::pin_init(MemoryBudget::new(100), GFP_KERNEL)?;
+        let layout = Layout::new(10, 2).map_err(|_| EINVAL)?;
+        let mut garbage = Storage::new(layout, budget.clone());
+        assert_eq!(put(&mut garbage, 0, b"0123456789")?, 10);
+        assert_eq!(budget.used(), 82);
+        let garbage = Arc::pin_init(
+            pin_init!(Garbage {
+                storage <- new_mutex!(Some(garbage), "Garbage::storage"),
+            }),
+            GFP_KERNEL,
+        )?;
+        let mut writer = Storage::new(layout, budget.clone());
+        // Without a reclaimer the budget refuses; with one, the garbage goes first.
+        assert_eq!(put(&mut writer, 0, b"y"), Err(ENOSPC));
+        let reclaim = ReclaimOnPressure::new(budget.clone(), garbage.clone());
+        assert_eq!(put(&mut writer, 0, b"y")?, 1);
+        assert!(garbage.storage.lock().is_none());
+        assert_eq!(budget.used(), 82);
+        // Nothing is left to reclaim: the budget refuses again.
+        assert_eq!(put(&mut writer, 20, b"z"), Err(ENOSPC));
+        // Dropping the reclaimer's registration lets the budget, and the garbage, go.
+        drop(reclaim);
+        assert!(budget.reclaim.lock().is_none());
         Ok(())
     }
 

@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from helpers import (NR_DEVS, dev, ensure_scull, log_lines, reload_scull,  # noqa: E402
+from helpers import (GUARDED_DEVICES, NR_DEVS, dev, ensure_scull, log_lines, reload_scull,  # noqa: E402
                      unload_scull)
 
 
@@ -55,7 +55,7 @@ def scull_loaded_with_defaults_at_the_end(request):
 @pytest.fixture(autouse=True)
 def empty_devices(request):
     """Every test starts with scull loaded with the default parameters and its default
-    devices empty (opening write-only trims); but one that asks for scull_params loads scull
+    devices, the access devices' included, empty (opening write-only trims); but one that asks for scull_params loads scull
     itself, and one that asks for scull_unloaded starts without it. Under emulation each
     reload costs seconds, so a reload happens only where the state differs."""
     if not in_suite(request.path):
@@ -69,9 +69,9 @@ def empty_devices(request):
         yield
         return
     ensure_scull()
-    for n in range(NR_DEVS):
-        if os.path.exists(dev(n)):
-            os.close(os.open(dev(n), os.O_WRONLY))
+    for path in [dev(n) for n in range(NR_DEVS)] + [f"/dev/{name}" for name in GUARDED_DEVICES]:
+        if os.path.exists(path):
+            os.close(os.open(path, os.O_WRONLY))
     yield
 
 

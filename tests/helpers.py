@@ -72,7 +72,7 @@ def raw_errno(call, *args):
 
 
 # ioctl numbers, encoded as x86 and asm-generic's _IOC: direction in bits 30-31, size in
-# 16-29, type (the magic) in 8-15, number in 0-7. scull_ioctl.h and scull_completion.rs
+# 16-29, type (the magic) in 8-15, number in 0-7. scull_ioctl.h and complete_fops.rs
 # define the same numbers with _IO*; tests/test_scull_ioctl.py compiles the header to check.
 IOC_NONE, IOC_WRITE, IOC_READ = 0, 1, 2
 IOC_MAGIC = ord("k")
@@ -98,6 +98,10 @@ COMPLETE_IOC_WAKE_ALL = ioc(IOC_NONE, 0x40)
 
 def dev(n=0):
     return f"/dev/scull{n}"
+
+
+# The access devices that hold one device each (scullpriv holds one per terminal and session).
+GUARDED_DEVICES = ["scullsingle", "sculluid", "scullwuid"]
 
 
 @contextlib.contextmanager

@@ -9,7 +9,7 @@ import termios
 
 import pytest
 
-from helpers import HeldOpen
+from helpers import HeldOpen, opened
 
 PRIV = "/dev/scullpriv"
 NOBODY = 65534
@@ -142,3 +142,87 @@ def test_processes_of_one_session_share_its_device(flags):
         os.waitpid(pid, 0)
         os.close(read_r)
         os.close(master)
+
+
+def memory_view():
+    """/proc/scullmem as {name: {field: int}}, the totals under 'total'."""
+    rows = {}
+    with open("/proc/scullmem") as f:
+        for line in f:
+            name, _, fields = line.partition(": ")
+            rows[name] = {k: int(v) for k, v in (field.split("=") for field in fields.split())}
+    return rows
+
+
+def private_rows(rows):
+    return {name: row for name, row in rows.items() if name.startswith("scullpriv.")}
+
+
+def assert_used_is_the_sum_of_the_lines(rows):
+    held = sum(row["allocated"] for name, row in rows.items() if name != "total")
+    assert rows["total"]["used"] == held, rows
+
+
+def test_the_memory_view_shows_every_device_that_holds_memory():
+    """`used=` is the sum of the lines: scullN's, the access devices', and each device that
+    scullpriv keeps, whose line stays (alive=0) as long as an ended session's memory does."""
+    run(os.O_RDONLY)                # an open forgets the devices of sessions that ended
+    sizes = {"scull0": 5000, "scullsingle": 3000, "sculluid": 2000, "scullwuid": 1000}
+    for name, size in sizes.items():
+        with opened(f"/dev/{name}", os.O_WRONLY) as fd:
+            assert os.write(fd, b"d" * size) == size
+    session = Session(os.O_WRONLY, write=b"p" * 4000)
+    try:
+        assert session.status() == "ok " + "p" * 100
+        rows = memory_view()
+        assert {name: rows[name]["size"] for name in sizes} == sizes
+        assert [(row["alive"], row["size"]) for row in private_rows(rows).values()] == [(1, 4000)]
+        assert_used_is_the_sum_of_the_lines(rows)
+    finally:
+        session.finish()
+    # The session ended, and nobody has opened scullpriv since: its memory is still held.
+    rows = memory_view()
+    assert [(row["alive"], row["size"]) for row in private_rows(rows).values()] == [(0, 4000)]
+    assert_used_is_the_sum_of_the_lines(rows)
+    # The next open forgets it, and gives its memory back.
+    used = rows["total"]["used"]
+    run(os.O_RDONLY)
+    rows = memory_view()
+    assert private_rows(rows) == {}
+    assert_used_is_the_sum_of_the_lines(rows)
+    assert rows["total"]["used"] < used
+
+
+def test_an_ended_sessions_memory_goes_when_a_writer_needs_it(scull_params):
+    """A device whose session ended can never be opened again: when the budget is used up,
+    its memory goes before any writer gets ENOSPC, without waiting for an open of scullpriv."""
+    # Room for 100 quanta of 1000 bytes with their quantum set and the array's first slot.
+    scull_params("scull_quantum=1000", "scull_mem_limit=124024")
+    assert run(os.O_WRONLY, write=b"p" * 60_000) == "ok " + "p" * 100
+    rows = memory_view()
+    assert [(row["alive"], row["size"]) for row in private_rows(rows).values()] == [(0, 60_000)]
+    # scull0 needs more than the budget has left: the ended session's device makes way.
+    with opened("/dev/scull0", os.O_WRONLY) as fd:
+        assert os.write(fd, bytes(100_000)) == 100_000
+    rows = memory_view()
+    assert private_rows(rows) == {}
+    assert rows["scull0"]["size"] == 100_000
+    assert_used_is_the_sum_of_the_lines(rows)
+    # A live session's device is not garbage: it stays, and the writer gets what is left.
+    os.close(os.open("/dev/scull0", os.O_WRONLY))
+    session = Session(os.O_WRONLY, write=b"q" * 20_000)
+    try:
+        assert session.status() == "ok " + "q" * 100
+        # 20 quanta, a quantum set and a slot are the session's: 80000 bytes are left, of
+        # which scull1's quantum set and slot take 24024, and 55 quanta fit in the rest.
+        with opened("/dev/scull1", os.O_WRONLY) as fd:
+            assert os.write(fd, bytes(150_000)) == 55_000
+            with pytest.raises(OSError) as refused:
+                os.write(fd, b"x")
+            assert refused.value.errno == errno.ENOSPC
+        rows = memory_view()
+        assert [(row["alive"], row["size"]) for row in private_rows(rows).values()] == \
+            [(1, 20_000)]
+        assert_used_is_the_sum_of_the_lines(rows)
+    finally:
+        session.finish()
