@@ -18,6 +18,9 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "debug_kernel: needs an option only the debug kernel has (kmemleak, "
         "fault injection, KUnit, KASAN's accounting): deselected on Debian's kernel")
+    config.addinivalue_line(
+        "markers", "release_kernel: needs an option only Debian's kernel has (kprobes): "
+        "deselected on the debug kernel")
 
 
 @pytest.fixture

@@ -1,0 +1,108 @@
+"""LDD3 chapter 4 on a Rust driver: what ftrace and kprobes see of scull's Rust functions.
+
+Rust symbols are v0-mangled (`_RNv...8ScullDev10write_iter`), so the tests find them in
+/proc/kallsyms by the end of the mangled name, as a learner would with grep. The kprobe
+test counts the function's hits for a known number of write(2) calls: a probe that never
+fires, or fires for other calls, fails the count."""
+
+import errno
+import os
+import re
+
+import pytest
+
+import kcheck
+from helpers import dev, opened
+
+TRACING = "/sys/kernel/tracing"
+# scull's write, for every scull device (`ScullDev::write_iter` in scull_fops.rs): the end
+# of its v0-mangled name, which no other function of the module has.
+WRITE_ITER = re.compile(r"^[0-9a-f]+ [tT] (_R\S*8ScullDev10write_iter)\s+\[scull\]$")
+WRITES = 7
+
+
+def scull_write_iter():
+    """The mangled name of `ScullDev::write_iter`, from /proc/kallsyms."""
+    with open("/proc/kallsyms") as f:
+        names = [m.group(1) for m in map(WRITE_ITER.match, f) if m]
+    assert len(names) == 1, f"ScullDev::write_iter in /proc/kallsyms: {names}"
+    return names[0]
+
+
+@pytest.fixture
+def tracefs():
+    """tracefs, mounted if the guest has not."""
+    if not os.path.exists(os.path.join(TRACING, "trace")):
+        assert os.system(f"mount -t tracefs nodev {TRACING}") == 0
+    return TRACING
+
+
+def tracing(name, text, mode="w"):
+    """Writes `text` to tracefs file `name`, truncating it ("w") or appending ("a"), in one
+    write(2), as `echo` does: Python's own append mode seeks first, which tracefs refuses."""
+    flags = os.O_WRONLY | (os.O_APPEND if mode == "a" else os.O_TRUNC)
+    with opened(os.path.join(TRACING, name), flags) as fd:
+        os.write(fd, (text + "\n").encode())
+
+
+def write_scull0(times):
+    with opened(dev(0), os.O_WRONLY) as fd:
+        for _ in range(times):
+            assert os.write(fd, b"trace me\n") == 9
+
+
+def test_ftrace_has_no_entry_for_sculls_rust_functions(tracefs):
+    """The kernel's function tracer hooks the `__fentry__` call that `-mfentry` puts at the
+    start of every C function; rustc emits none in 7.3, on Debian's rustc 1.85 and the debug
+    kernel's alike. So available_filter_functions lists C functions such as vfs_write, and
+    none of scull's: kprobes stand in for the function tracer on Rust code."""
+    name = scull_write_iter()
+    with open(os.path.join(tracefs, "available_filter_functions")) as f:
+        listed = {line.split()[0] for line in f}
+    assert "vfs_write" in listed
+    assert name not in listed
+    assert not [function for function in listed if function.startswith("_R")]
+
+
+def kernel_log_since(lines):
+    return "\n".join(kcheck.kernel_log().splitlines()[lines:])
+
+
+@pytest.mark.release_kernel
+def test_a_kprobe_event_on_a_rust_function_is_refused_as_notrace(tracefs):
+    """kprobe_events refuses a function without an ftrace entry (CONFIG_KPROBE_EVENTS_ON_NOTRACE
+    is off, as in Debian's kernel), and that is every Rust function: `perf probe` and
+    bpftrace's kprobes go the same way. (The debug kernel has no kprobes at all.)"""
+    name = scull_write_iter()
+    since = len(kcheck.kernel_log().splitlines())
+    with pytest.raises(OSError) as refused:
+        tracing("kprobe_events", f"p:scull/write_iter {name}", mode="a")
+    assert refused.value.errno == errno.EINVAL
+    assert f"Could not probe notrace function {name}" in kernel_log_since(since)
+
+
+@pytest.mark.release_kernel
+def test_a_kprobe_on_the_c_lock_scull_takes_shows_its_rust_callers(tracefs):
+    """What a learner can do instead: probe a C function that the Rust code calls, here the
+    mutex that every scull write takes, with a stack trace per hit. The Rust frames show in
+    the traces, mangled, and the traces through scull's write_iter number the writes."""
+    tracing("kprobe_events", "p:scull/lock mutex_lock_interruptible", mode="a")
+    try:
+        tracing("events/scull/lock/filter", f"common_pid == {os.getpid()}")
+        tracing("events/scull/lock/trigger", "stacktrace")
+        tracing("trace", "")
+        tracing("events/scull/lock/enable", "1")
+        write_scull0(WRITES)
+        tracing("events/scull/lock/enable", "0")
+        with open(os.path.join(tracefs, "trace")) as f:
+            stacks = f.read().split("<stack trace>")[1:]
+        frames = [[line.strip()[3:] for line in stack.splitlines()
+                   if line.strip().startswith("=> ")] for stack in stacks]
+        writes = [stack for stack in frames
+                  if any("5scull" in frame and "write_iter" in frame for frame in stack)]
+        assert len(writes) == WRITES, frames
+        # The writer's open (a write-only open trims, under the same lock) shows too.
+        assert len(frames) > WRITES
+    finally:
+        tracing("events/scull/lock/trigger", "!stacktrace")
+        tracing("kprobe_events", "-:scull/lock", mode="a")
