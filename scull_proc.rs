@@ -93,18 +93,44 @@ impl Totals {
     }
 }
 
-/// Shows one device's line, `name` and then `detail` (fields of its own, if any) and what
-/// `usage` says, and adds it to `totals`.
-fn show_usage(
-    m: &SeqFile,
-    name: fmt::Arguments<'_>,
-    detail: fmt::Arguments<'_>,
-    usage: Usage,
-    totals: &mut Totals,
-) {
+/// What a line of the views is about, and how it starts.
+enum Line {
+    /// `scull{0}`.
+    Scull(usize),
+    /// scullsingle, sculluid or scullwuid.
+    Guarded(&'static str),
+    /// A device that scullpriv keeps: its slot, its terminal's device number, and whether a
+    /// task is still in its session.
+    Private {
+        slot: usize,
+        terminal: u32,
+        alive: bool,
+    },
+}
+
+impl fmt::Display for Line {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Scull(index) => write!(f, "scull{index}: "),
+            Self::Guarded(name) => write!(f, "{name}: "),
+            Self::Private {
+                slot,
+                terminal,
+                alive,
+            } => write!(
+                f,
+                "scullpriv.{slot}: terminal={terminal} alive={} ",
+                u8::from(*alive)
+            ),
+        }
+    }
+}
+
+/// Shows `line` with what `usage` says, and adds it to `totals`.
+fn show_usage(m: &SeqFile, line: Line, usage: Usage, totals: &mut Totals) {
     seq_print!(
         m,
-        "{name}: {detail}quantum={} qset={} size={} allocated={} qsets={} quanta={}\n",
+        "{line}quantum={} qset={} size={} allocated={} qsets={} quanta={}\n",
         usage.layout.quantum(),
         usage.layout.qset(),
         usage.size,
@@ -119,33 +145,35 @@ impl MemoryView {
     /// Shows `scull{index}`, if there is one.
     fn show_device(&self, index: usize, m: &SeqFile, totals: &mut Totals) {
         if let Some(device) = self.devices.get(index) {
-            show_usage(m, fmt!("scull{index}"), fmt!(""), device.usage(), totals);
+            show_usage(m, Line::Scull(index), device.usage(), totals);
         }
     }
 
-    /// scullsingle, sculluid and scullwuid, by name: each has one device of its own.
-    fn guarded_devices(&self) -> [(&'static str, &ScullDev); 3] {
-        [
+    /// Calls `each` with the line and usage of every access device: scullsingle, sculluid and
+    /// scullwuid, then every device scullpriv keeps.
+    fn each_access_device(&self, mut each: impl FnMut(Line, Usage)) {
+        for (name, device) in [
             ("scullsingle", &self.single.device),
             ("sculluid", &self.uid.device),
             ("scullwuid", &self.wuid.device),
-        ]
-    }
-
-    /// Shows the access devices, and every device `scullpriv` keeps.
-    fn show_access_devices(&self, m: &SeqFile, totals: &mut Totals) {
-        for (name, device) in self.guarded_devices() {
-            show_usage(m, fmt!("{name}"), fmt!(""), device.usage(), totals);
+        ] {
+            each(Line::Guarded(name), device.usage());
         }
         self.private.each_device(|slot, terminal, alive, usage| {
-            show_usage(
-                m,
-                fmt!("scullpriv.{slot}"),
-                fmt!("terminal={terminal} alive={} ", u8::from(alive)),
+            each(
+                Line::Private {
+                    slot,
+                    terminal,
+                    alive,
+                },
                 usage,
-                totals,
             );
         });
+    }
+
+    /// Shows the access devices.
+    fn show_access_devices(&self, m: &SeqFile, totals: &mut Totals) {
+        self.each_access_device(|line, usage| show_usage(m, line, usage, totals));
     }
 }
 
@@ -179,11 +207,7 @@ impl ShowRecords for MemoryView {
                 for device in &self.devices {
                     totals.add(&device.usage());
                 }
-                for (_, device) in self.guarded_devices() {
-                    totals.add(&device.usage());
-                }
-                self.private
-                    .each_device(|_, _, _, usage| totals.add(&usage));
+                self.each_access_device(|_, usage| totals.add(&usage));
                 totals.show(m, self.settings.budget());
             }
             Some(_) => {}
