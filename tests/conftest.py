@@ -58,9 +58,10 @@ def scull_loaded_with_defaults_at_the_end(request):
 @pytest.fixture(autouse=True)
 def empty_devices(request):
     """Every test starts with scull loaded with the default parameters and its default
-    devices, the access devices' included, empty (opening write-only trims); but one that asks for scull_params loads scull
-    itself, and one that asks for scull_unloaded starts without it. Under emulation each
-    reload costs seconds, so a reload happens only where the state differs."""
+    devices, the access devices' included, empty (opening write-only trims); but one that
+    asks for scull_params loads scull itself, and one that asks for scull_unloaded starts
+    without it. Under emulation each reload costs seconds, so a reload happens only where the
+    state differs."""
     if not in_suite(request.path):
         yield
         return

@@ -104,6 +104,16 @@ def dev(n=0):
 GUARDED_DEVICES = ["scullsingle", "sculluid", "scullwuid"]
 
 
+def memory_view():
+    """/proc/scullmem as {name: {field: int}} in file order, the totals under 'total'."""
+    rows = {}
+    with open("/proc/scullmem") as f:
+        for line in f:
+            name, _, fields = line.partition(": ")
+            rows[name] = {k: int(v) for k, v in (field.split("=") for field in fields.split())}
+    return rows
+
+
 @contextlib.contextmanager
 def opened(path, flags=os.O_RDWR):
     """Opens `path` for the body of a `with` statement, and closes it whatever happens."""

@@ -29,8 +29,8 @@ from failnth import FaultInjection
 from helpers import (QSET, QUANTUM, REPO, SCULL_IOCGQSET, SCULL_IOCGQUANTUM, SCULL_IOCHQSET,
                      SCULL_IOCHQUANTUM, SCULL_IOCQQSET, SCULL_IOCQQUANTUM, SCULL_IOCRESET,
                      SCULL_IOCSQSET, SCULL_IOCSQUANTUM, SCULL_IOCTQSET, SCULL_IOCTQUANTUM,
-                     SCULL_IOCXQSET, SCULL_IOCXQUANTUM, TESTS, libc, module_loaded, opened,
-                     raw_call, script)
+                     SCULL_IOCXQSET, SCULL_IOCXQUANTUM, TESTS, libc, memory_view, module_loaded,
+                     opened, raw_call, script)
 
 # Needs CONFIG_FAULT_INJECTION, CONFIG_FAILSLAB, CONFIG_FAIL_PAGE_ALLOC and
 # CONFIG_FAULT_INJECTION_USERCOPY, which only the debug kernel has.
@@ -47,22 +47,15 @@ def pattern(n, seed=0):
 
 
 def scullmem(device=0):
-    with open("/proc/scullmem") as f:
-        for line in f:
-            name, _, fields = line.partition(": ")
-            if name == f"scull{device}":
-                return {k: int(v) for k, v in (x.split("=") for x in fields.split())}
-    raise AssertionError(f"scull{device} missing from /proc/scullmem")
+    return memory_view()[f"scull{device}"]
 
 
 def assert_budget_exact():
     """`used=` is exactly what the devices hold: no charge outlives what it paid for."""
-    with open("/proc/scullmem") as f:
-        lines = f.read().splitlines()
-    allocated = sum(int(line.split(" allocated=")[1].split()[0])
-                    for line in lines if line.startswith("scull"))
-    used = int(lines[-1].split(" used=")[1].split()[0])
-    assert used == allocated, f"used={used} but the devices hold {allocated}: {lines}"
+    rows = memory_view()
+    allocated = sum(row["allocated"] for name, row in rows.items() if name != "total")
+    used = rows["total"]["used"]
+    assert used == allocated, f"used={used} but the devices hold {allocated}: {rows}"
 
 
 def device_bytes(path=SCULL):

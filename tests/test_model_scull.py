@@ -21,11 +21,10 @@ from hypothesis.stateful import invariant, precondition, rule
 
 from helpers import (MAX_DEVICE_SIZE, MAX_QSETS, QSET, QUANTUM, SCULL_IOCQQSET,
                      SCULL_IOCQQUANTUM, SCULL_IOCRESET, SCULL_IOCTQSET, SCULL_IOCTQUANTUM, libc,
-                     raw_call)
+                     memory_view, raw_call)
 from modelrun import ModelMachine, run_machine
 
 DEVICES = ("/dev/scull0", "/dev/scull1")
-SCULLMEM = "/proc/scullmem"
 MAX_QUANTUM, MAX_QSET = 16 << 20, 1 << 20
 LLONG_MAX = (1 << 63) - 1
 PAGE = mmap.PAGESIZE
@@ -116,15 +115,6 @@ class Device:
         qset = self.layout.qset
         return {"quantum": self.layout.quantum, "qset": qset, "size": self.size,
                 "quanta": len(self.quanta), "qsets": len({n // qset for n in self.quanta})}
-
-
-def read_scullmem():
-    rows = {}
-    with open(SCULLMEM) as f:
-        for line in f:
-            name, _, fields = line.partition(": ")
-            rows[name] = {k: int(v) for k, v in (f.split("=") for f in fields.split())}
-    return rows
 
 
 class OpenFile:
@@ -393,7 +383,7 @@ class ScullMachine(ModelMachine):
 
     @invariant()
     def proc_shows_what_the_model_holds(self):
-        rows = read_scullmem()
+        rows = memory_view()
         for index, device in enumerate(self.devices):
             row = rows[f"scull{index}"]
             usage = device.usage()

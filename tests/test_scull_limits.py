@@ -7,24 +7,13 @@ import subprocess
 import pytest
 
 import kcheck
-from helpers import (MAX_DEVICE_SIZE, NR_DEVS, QSET, QUANTUM, dev, new_log, opened, raw_errno,
-                     read_dev, write_dev)
+from helpers import (MAX_DEVICE_SIZE, NR_DEVS, QSET, QUANTUM, dev, memory_view, new_log, opened,
+                     raw_errno, read_dev, write_dev)
 
-SCULLMEM = "/proc/scullmem"
-
-
-def view():
-    """/proc/scullmem as {name: {field: int}}, the totals under 'total'."""
-    rows = {}
-    with open(SCULLMEM) as f:
-        for line in f:
-            name, _, fields = line.partition(": ")
-            rows[name] = {k: int(v) for k, v in (field.split("=") for field in fields.split())}
-    return rows
 
 
 def totals():
-    return view()["total"]
+    return memory_view()["total"]
 
 
 def mem_total_bytes():
@@ -47,7 +36,7 @@ def test_the_default_limit_holds_before_memory_runs_out(log_since):
     assert 0 < limit < mem_total_bytes()
     # What earlier tests left in the other devices (the access devices, say) stays there,
     # but for the devices of scullpriv sessions that ended: they go when the budget runs out.
-    rows = view()
+    rows = memory_view()
     garbage = sum(row["allocated"] for name, row in rows.items()
                   if name.startswith("scullpriv.") and row["alive"] == 0)
     held_before = rows["total"]["used"] - garbage

@@ -13,8 +13,6 @@ from helpers import (GUARDED_DEVICES, NR_DEVS, QSET, QUANTUM, dev, ensure_scull,
 
 SCULLMEM = "/proc/scullmem"
 SCULLSEQ = "/proc/scullseq"
-# Listed after scullN; scullpriv's devices follow them.
-ACCESS = GUARDED_DEVICES
 # size_of::<Option<KVVec<_>>>() on 64-bit: pointer, capacity, length (the pointer is never
 # null, so the Option costs nothing). One per quantum slot and one per quantum set slot.
 SLOT = 24
@@ -80,11 +78,11 @@ def test_views_are_read_only_and_list_every_device(path):
     # (test_scullpriv.py checks their lines); every test starts with these empty.
     private = [name for name in rows if name.startswith("scullpriv.")]
     fixed = [name for name in rows if name not in private]
-    assert fixed == [f"scull{n}" for n in range(NR_DEVS)] + ACCESS + ["total"]
+    assert fixed == [f"scull{n}" for n in range(NR_DEVS)] + GUARDED_DEVICES + ["total"]
     for name in fixed[:-1]:
         assert rows[name] == {"quantum": QUANTUM, "qset": QSET, "size": 0,
                               "allocated": 0, "qsets": 0, "quanta": 0}
-    assert rows["total"]["devices"] == NR_DEVS + len(ACCESS) + len(private)
+    assert rows["total"]["devices"] == NR_DEVS + len(GUARDED_DEVICES) + len(private)
     assert rows["total"]["used"] == sum(rows[name]["allocated"] for name in private)
     with pytest.raises(OSError):
         with opened(path, os.O_WRONLY) as fd:
@@ -131,7 +129,7 @@ def test_views_follow_the_load_parameters(scull_params):
     scull_params("scull_nr_devs=2", "scull_quantum=10", "scull_qset=3")
     write_dev(dev(1), b"z" * 61)
     rows = parse(read_view(SCULLSEQ))
-    assert list(rows) == ["scull0", "scull1"] + ACCESS + ["total"]
+    assert list(rows) == ["scull0", "scull1"] + GUARDED_DEVICES + ["total"]
     assert rows["scull1"]["quanta"] == 7 and rows["scull1"]["qsets"] == 3
     check_device(rows["scull1"], quantum=10, qset=3)
     check_totals(rows)
@@ -210,4 +208,4 @@ def test_views_go_away_with_the_module(scull_params):
     script("scull_unload")
     assert not os.path.exists(SCULLMEM) and not os.path.exists(SCULLSEQ)
     script("scull_load")
-    assert parse(read_view(SCULLMEM))["total"]["devices"] == NR_DEVS + len(ACCESS)
+    assert parse(read_view(SCULLMEM))["total"]["devices"] == NR_DEVS + len(GUARDED_DEVICES)

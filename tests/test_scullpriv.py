@@ -9,7 +9,7 @@ import termios
 
 import pytest
 
-from helpers import HeldOpen, opened
+from helpers import HeldOpen, memory_view, opened
 
 PRIV = "/dev/scullpriv"
 NOBODY = 65534
@@ -142,16 +142,6 @@ def test_processes_of_one_session_share_its_device(flags):
         os.waitpid(pid, 0)
         os.close(read_r)
         os.close(master)
-
-
-def memory_view():
-    """/proc/scullmem as {name: {field: int}}, the totals under 'total'."""
-    rows = {}
-    with open("/proc/scullmem") as f:
-        for line in f:
-            name, _, fields = line.partition(": ")
-            rows[name] = {k: int(v) for k, v in (field.split("=") for field in fields.split())}
-    return rows
 
 
 def private_rows(rows):
