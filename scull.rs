@@ -230,9 +230,10 @@ impl kernel::InPlaceModule for ScullModule {
                 GFP_KERNEL,
             )?;
             let (major, first_minor) = (region.major(), region.first_minor());
-            // Made in this order: the region, then the devices, then the views that show them,
-            // and last the log line, once everything is in place; on failure pin-init drops
-            // what it made in reverse order, so the region goes last then too.
+            // Made in this order: the region, then the devices (added, but refusing opens),
+            // then the views that show them, and last, once everything is in place, the
+            // devices start serving and the log line goes out; on failure pin-init drops what
+            // it made in reverse order, so the region goes last then too.
             Ok(try_pin_init!(Self {
                 _region: region,
                 _devices <- devices,
@@ -245,7 +246,16 @@ impl kernel::InPlaceModule for ScullModule {
                 _scullseq: ProcFile::records(c"scullseq", view)?,
                 _scullpipe: ProcFile::single(c"scullpipe", pipe_view)?,
                 _reclaim: reclaim,
+                // Nothing is left that can fail: only now may opens find the devices. Until
+                // here they got ENXIO, so a failed init above found no file open, and did not
+                // wait for one to close.
                 _: {
+                    _devices.serve();
+                    _pipes.serve();
+                    _single.serve();
+                    _uid.serve();
+                    _wuid.serve();
+                    _priv.serve();
                     pr_info!(
                         "major {}, minors {}..{}: {} scull (quantum {}, qset {}, {} bytes in \
                          all), {} scullpipe ({} bytes), scullsingle, sculluid, scullwuid, \

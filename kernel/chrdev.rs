@@ -36,6 +36,8 @@
 //! devices.push(Arc::new(Counter, GFP_KERNEL)?, GFP_KERNEL)?;
 //! let registration = Registration::<CounterFile>::new(&region, 1, devices);
 //! let registration = KBox::pin_init(registration, GFP_KERNEL)?;
+//! // Opens get ENXIO until now: a module serves once nothing in its init can fail.
+//! registration.serve();
 //! // The registration goes first: it serves numbers of the region.
 //! drop(registration);
 //! drop(region);
@@ -60,7 +62,14 @@ use kernel::{
     error::to_result,
     module::this_module,
     prelude::*,
-    sync::Arc,
+    sync::{
+        atomic::{
+            Acquire,
+            Atomic,
+            Release, //
+        },
+        Arc, //
+    },
     types::Opaque, //
 };
 
@@ -166,7 +175,8 @@ struct RawParts {
 
 /// Device numbers of a [`Region`] served by the file operations of `T`.
 ///
-/// Minor `first + i` of the region opens `devices[i]`.
+/// Minor `first + i` of the region opens `devices[i]`, once [`Registration::serve`] was called;
+/// until then every open fails with `ENXIO`.
 ///
 /// # Invariants
 ///
@@ -184,6 +194,8 @@ struct RawParts {
 #[pin_data(PinnedDrop)]
 pub(crate) struct Registration<T: Operations> {
     devices: KVec<Arc<T::Device>>,
+    /// Set by [`Registration::serve`]: until then `open` hands out no device.
+    serving: Atomic<bool>,
     #[pin]
     parts: Opaque<RawParts>,
     _ops: PhantomData<T>,
@@ -248,6 +260,7 @@ impl<T: Operations> Registration<T> {
         let base = count.and_then(|count| region.sub_range(first, count).map(|base| (base, count)));
         try_pin_init!(Self {
             devices,
+            serving: Atomic::new(false),
             parts <- Opaque::try_ffi_init(move |parts: *mut RawParts| {
                 let (base, count) = base?;
                 // SAFETY: `parts` points to pinned memory valid for writes, which we zero first
@@ -287,6 +300,19 @@ impl<T: Operations> Registration<T> {
         })
     }
 
+    /// Lets `open` hand out the devices: before this, the cdev is added but every open of its
+    /// numbers fails with `ENXIO`.
+    ///
+    /// Call it once nothing that can fail is left in the module's init. A failed init drops
+    /// the registration, which waits for every open file to be released, so a file opened in
+    /// between would hold `insmod` for as long as its owner keeps it open; refused opens only
+    /// hold it for the moment they take.
+    pub(crate) fn serve(&self) {
+        // Release: an open that sees `true` (Acquire) also sees everything the module made
+        // before serving, such as what its devices refer to.
+        self.serving.store(true, Release);
+    }
+
     /// The registration whose cdev `inode` opened.
     ///
     /// # Safety
@@ -314,6 +340,9 @@ impl<T: Operations> FindDevice<T> for Registration<T> {
     ) -> Option<&'a Arc<T::Device>> {
         // SAFETY: The caller opens one of a `Registration<T>`'s device numbers.
         let registration = unsafe { Self::from_inode(inode) };
+        if !registration.serving.load(Acquire) {
+            return None;
+        }
         // SAFETY: `inode` is valid during open and `parts` is initialised.
         let (rdev, base) = unsafe { ((*inode).i_rdev, (*registration.parts.get()).cdev.dev) };
         rdev.checked_sub(base)
@@ -407,6 +436,8 @@ mod tests {
         devices.push(Arc::new(Counter, GFP_KERNEL)?, GFP_KERNEL)?;
         let registration = Registration::<CounterFile>::new(&region, 1, devices);
         let registration = KBox::pin_init(registration, GFP_KERNEL)?;
+        // Opens get ENXIO until now: a module serves once nothing in its init can fail.
+        registration.serve();
         // The registration goes first: it serves numbers of the region.
         drop(registration);
         drop(region);

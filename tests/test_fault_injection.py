@@ -17,6 +17,7 @@ import fcntl
 import json
 import os
 import select
+import stat
 import subprocess
 import sys
 import threading
@@ -597,6 +598,127 @@ def scull_leftovers():
 def complete_leftovers():
     if listed("/proc/misc", "complete"):
         yield "complete in /proc/misc"
+
+
+# Opens a device node as fast as it can until its stdin closes, then prints how many opens it
+# tried and how many succeeded. It closes each file it gets at once: a file kept open through a
+# failed init would hold insmod in D state until it is closed.
+OPENER = r"""
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <unistd.h>
+
+int main(int argc, char **argv)
+{
+	struct pollfd in = { .fd = 0, .events = POLLIN };
+	long tries = 0, opened = 0, unexpected = 0;
+
+	printf("ready\n");
+	fflush(stdout);
+	for (;;) {
+		for (int i = 1; i < argc; i++, tries++) {
+			int fd = open(argv[i], O_RDONLY | O_NONBLOCK);
+			if (fd >= 0) {
+				opened++;
+				close(fd);
+			} else if (errno != ENXIO) {
+				unexpected = errno;
+			}
+		}
+		if (poll(&in, 1, 0) != 0)
+			break;
+	}
+	printf("%ld %ld %ld\n", tries, opened, unexpected);
+	return 0;
+}
+"""
+
+
+def free_char_major():
+    """A character major that nothing has: one of those kept for local use (234 to 254)."""
+    with open("/proc/devices") as f:
+        text = f.read().split("Block devices:")[0]
+    taken = {int(line.split()[0]) for line in text.splitlines()[1:] if line.strip()}
+    return next(major for major in range(254, 233, -1) if major not in taken)
+
+
+@pytest.mark.timeout(900)
+def test_no_file_opens_during_an_init_that_fails(tmp_path, matrix):
+    """scull's devices refuse opens (ENXIO) until nothing in init can fail any more. A file
+    opened during an init that then fails would be open on a module that never loaded, and
+    the failed init would wait for it to close: insmod stuck in D state for as long as the
+    file's owner keeps it. A separate process opens the first and the last device of each
+    kind, without pause, through every failed load; none of its opens may succeed."""
+    src = tmp_path / "opener.c"
+    src.write_text(OPENER)
+    opener = tmp_path / "opener"
+    subprocess.run(["cc", "-O2", "-Wall", "-Werror", "-o", str(opener), str(src)], check=True)
+    script("misc_unload", "complete")
+    script("scull_unload")
+    major = free_char_major()
+    # scull0, scull3, scullpipe0, scullpipe3, then scullsingle, sculluid, scullwuid, scullpriv.
+    nodes = []
+    for minor in (0, 3, 4, 7, 8, 9, 10, 11):
+        node = tmp_path / f"minor{minor}"
+        os.mknod(node, 0o600 | stat.S_IFCHR, os.makedev(major, minor))
+        nodes.append(str(node))
+    ko = os.path.join(REPO, "scull.ko")
+    row = matrix("insmod scull.ko (init), opened meanwhile")
+    failed_loads = 0
+    # An open of a number that no cdev serves yet asks for a module (char-major-M-N) and
+    # waits for modprobe to run: seconds each under emulation. Without a modprobe path the
+    # kernel does not ask.
+    with open("/proc/sys/kernel/modprobe") as f:
+        modprobe = f.read()
+    # insmod on one CPU, the opener on the other: the opens run while init runs.
+    cpus = os.sched_getaffinity(0)
+    assert {0, 1} <= cpus, f"needs two CPUs, has {sorted(cpus)}"
+    os.sched_setaffinity(0, {0})
+    try:
+        with open("/proc/sys/kernel/modprobe", "w") as f:
+            f.write("\n")
+        with FaultInjection(only_under="do_one_initcall") as fi:
+            def prepare(state):
+                state["fd"] = os.open(ko, os.O_RDONLY)
+                state["opener"] = subprocess.Popen([str(opener), *nodes], stdin=subprocess.PIPE,
+                                                   stdout=subprocess.PIPE, text=True,
+                                                   preexec_fn=lambda: os.sched_setaffinity(0, {1}))
+                assert state["opener"].stdout.readline() == "ready\n"
+
+            def load(state):
+                return raw_call(libc.syscall, SYS_FINIT_MODULE, state["fd"],
+                                f"scull_major={major}".encode(), 0)
+
+            def check(state, result, fired):
+                nonlocal failed_loads
+                n, err = result
+                os.close(state["fd"])
+                out, _ = state["opener"].communicate("")
+                tries, opened, unexpected = map(int, out.split())
+                row.saw(outcome(n, err))
+                if n == 0:
+                    if fired:
+                        assert raw_call(libc.syscall, SYS_DELETE_MODULE, b"scull", 0)[0] == 0
+                    return
+                failed_loads += 1
+                assert tries > 0
+                assert unexpected == 0, f"an open failed with {errno.errorcode[unexpected]}"
+                assert opened == 0, (f"{opened} of {tries} opens succeeded during a load that "
+                                     f"failed with {errno.errorcode[err]}")
+            run(fi, row, prepare, load, check)
+        assert failed_loads > 0
+        assert module_loaded("scull")
+        assert raw_call(libc.syscall, SYS_DELETE_MODULE, b"scull", 0)[0] == 0
+    finally:
+        os.sched_setaffinity(0, cpus)
+        with open("/proc/sys/kernel/modprobe", "w") as f:
+            f.write(modprobe)
+        if not module_loaded("scull"):
+            script("scull_load")
+        if not module_loaded("complete"):
+            script("misc_load", "complete")
 
 
 @pytest.mark.timeout(1200)
