@@ -33,7 +33,7 @@ REPLAY_SEED = os.environ.get("SCULL_MODEL_SEED", "")
 
 # Fewest runs of each rule that a run of `make check` must make for its figures to count: a
 # rule whose preconditions almost never hold checks next to nothing.
-MIN_RULE_RUNS = 5
+MIN_RULE_RUNS = 3
 
 
 class ModelMachine(RuleBasedStateMachine):
