@@ -41,6 +41,7 @@ class ModelMachine(RuleBasedStateMachine):
 
     examples = 0
     steps = 0
+    rule_runs = collections.Counter()
     outcomes = collections.Counter()
 
     def __init__(self):
@@ -57,15 +58,10 @@ class ModelMachine(RuleBasedStateMachine):
 
 
 def count_rule_runs(machine):
-    """Wraps each rule of `machine` (once per class) so that `machine.rule_runs` counts how
-    often it ran."""
-    if getattr(machine, "rule_runs_counted", None) is machine:
-        return
-    machine.rule_runs_counted = machine
-    machine.rule_runs = collections.Counter()
+    """Wraps each rule of `machine`, once, so that the `rule_runs` of the class that runs it
+    counts how often it ran."""
     for r in machine.rules():
-        # A subclass shares its rules with its base: each is wrapped once, and counts into
-        # the class of the machine that runs it.
+        # A subclass shares its rules with its base, and every run asks again.
         if getattr(r.function, "counts_runs", False):
             continue
 
@@ -83,7 +79,7 @@ def run_machine(machine, examples, steps, capsys, min_rule_runs=MIN_RULE_RUNS, r
     `min_rule_runs` times, or an outcome named in `reached` was seen (`saw`) fewer."""
     count_rule_runs(machine)
     machine.examples = machine.steps = 0
-    machine.rule_runs.clear()
+    machine.rule_runs = collections.Counter()
     machine.outcomes = collections.Counter()
     seed = int(REPLAY_SEED) if REPLAY_SEED else int.from_bytes(os.urandom(4), "little")
     hypothesis.seed(seed)(machine)
