@@ -11,6 +11,7 @@ The matrix of operations and failure points is printed at the end of each test.
 """
 
 import collections
+import contextlib
 import ctypes
 import errno
 import fcntl
@@ -558,6 +559,32 @@ def listed(path, name):
         return any(line.split()[-1] == name for line in f if line.strip())
 
 
+@contextlib.contextmanager
+def modules_unloaded():
+    """Both modules out for the test's own loads; whatever the test left unloaded comes back
+    afterwards, through the project's own scripts (so the next load is seen to work)."""
+    script("misc_unload", "complete")
+    script("scull_unload")
+    try:
+        yield
+    finally:
+        if not module_loaded("scull"):
+            script("scull_load")
+        if not module_loaded("complete"):
+            script("misc_load", "complete")
+
+
+def load_worked(module, result, fired):
+    """Whether a load under injection worked; if it did and a failure point was still
+    reached (the last run reaches none and keeps the module), the module goes out again for
+    the next run."""
+    if result[0] != 0:
+        return False
+    if fired:
+        assert raw_call(libc.syscall, SYS_DELETE_MODULE, module.encode(), 0)[0] == 0
+    return True
+
+
 def load_with_every_init_allocation_failed(matrix, module, leftovers):
     """Loads `module` with each allocation and copy under its init failed in turn."""
     ko = os.path.join(REPO, f"{module}.ko")
@@ -573,10 +600,7 @@ def load_with_every_init_allocation_failed(matrix, module, leftovers):
             n, err = result
             os.close(state["fd"])
             row.saw(outcome(n, err))
-            if n == 0:
-                # Loaded: take it out again for the next run (the last run keeps it).
-                if fired:
-                    assert raw_call(libc.syscall, SYS_DELETE_MODULE, module.encode(), 0)[0] == 0
+            if load_worked(module, result, fired):
                 return
             assert not module_loaded(module)
             assert not os.path.exists(f"/sys/module/{module}")
@@ -655,8 +679,12 @@ def test_no_file_opens_during_an_init_that_fails(tmp_path, matrix):
     src.write_text(OPENER)
     opener = tmp_path / "opener"
     subprocess.run(["cc", "-O2", "-Wall", "-Werror", "-o", str(opener), str(src)], check=True)
-    script("misc_unload", "complete")
-    script("scull_unload")
+    with modules_unloaded():
+        opened_during_failed_loads(tmp_path, opener, matrix)
+
+
+def opened_during_failed_loads(tmp_path, opener, matrix):
+    """The body of test_no_file_opens_during_an_init_that_fails, with both modules out."""
     major = free_char_major()
     # scull0, scull3, scullpipe0, scullpipe3, then scullsingle, sculluid, scullwuid, scullpriv.
     nodes = []
@@ -698,9 +726,7 @@ def test_no_file_opens_during_an_init_that_fails(tmp_path, matrix):
                 out, _ = state["opener"].communicate("")
                 tries, opened, unexpected = map(int, out.split())
                 row.saw(outcome(n, err))
-                if n == 0:
-                    if fired:
-                        assert raw_call(libc.syscall, SYS_DELETE_MODULE, b"scull", 0)[0] == 0
+                if load_worked("scull", result, fired):
                     return
                 failed_loads += 1
                 assert tries > 0
@@ -715,24 +741,12 @@ def test_no_file_opens_during_an_init_that_fails(tmp_path, matrix):
         os.sched_setaffinity(0, cpus)
         with open("/proc/sys/kernel/modprobe", "w") as f:
             f.write(modprobe)
-        if not module_loaded("scull"):
-            script("scull_load")
-        if not module_loaded("complete"):
-            script("misc_load", "complete")
 
 
 @pytest.mark.timeout(1200)
 def test_module_init_under_every_failure_point(matrix):
-    script("misc_unload", "complete")
-    script("scull_unload")
-    try:
+    with modules_unloaded():
         load_with_every_init_allocation_failed(matrix, "scull", scull_leftovers)
         load_with_every_init_allocation_failed(matrix, "complete", complete_leftovers)
-    finally:
-        # The next load works, through the project's own scripts.
-        if not module_loaded("scull"):
-            script("scull_load")
-        if not module_loaded("complete"):
-            script("misc_load", "complete")
     fill(b"after")
     assert device_bytes() == b"after"
