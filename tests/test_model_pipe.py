@@ -323,20 +323,17 @@ class PipeMachine(ModelMachine):
           then=st.one_of(st.just("signal"), st.integers(1, CAPACITY + 1000)))
     def blocked_write(self, n, then):
         fd = os.open(PIPE, os.O_WRONLY)
-        reader = os.open(PIPE, os.O_RDONLY | os.O_NONBLOCK)
+        # Fills the pipe, then makes room for the sleeper.
+        other_end = os.open(PIPE, os.O_RDWR | os.O_NONBLOCK)
         try:
-            filler = os.open(PIPE, os.O_WRONLY | os.O_NONBLOCK)
-            try:
-                room = CAPACITY - len(self.model)
-                if room:
-                    fill = self.new_data(room)
-                    self.check(f"write(filler, {room}) into the room left",
-                               libcio.write(filler, fill, room), room)
-                    self.model += fill
-                self.check("write(filler, 1) into a full pipe", libcio.write(filler, b"x", 1),
-                           -errno.EAGAIN)
-            finally:
-                os.close(filler)
+            room = CAPACITY - len(self.model)
+            if room:
+                fill = self.new_data(room)
+                self.check(f"write(other_end, {room}) into the room left",
+                           libcio.write(other_end, fill, room), room)
+                self.model += fill
+            self.check("write(other_end, 1) into a full pipe", libcio.write(other_end, b"x", 1),
+                       -errno.EAGAIN)
             data = self.new_data(n)
             writer = libcio.ReaderThread(lambda: libcio.write(fd, data, n)).begin()
             with writer.ended_on_error():
@@ -347,8 +344,8 @@ class PipeMachine(ModelMachine):
                     expected = -errno.EINTR
                 else:
                     buf = ctypes.create_string_buffer(then)
-                    room = libcio.read(reader, ctypes.addressof(buf), then)
-                    self.check(f"read(reader, {then}) from a full pipe", room,
+                    room = libcio.read(other_end, ctypes.addressof(buf), then)
+                    self.check(f"read(other_end, {then}) from a full pipe", room,
                                min(then, CAPACITY))
                     assert buf.raw[:room] == self.take(room), "read other bytes"
                     expected = min(n, room)
@@ -358,7 +355,7 @@ class PipeMachine(ModelMachine):
                 self.model += data[:got]
         finally:
             os.close(fd)
-            os.close(reader)
+            os.close(other_end)
 
     # After every step: poll() on every open file says what the model says.
 
