@@ -156,8 +156,7 @@ class CompleteMachine(ModelMachine):
                 pass
         self.sleepers = []
         for _ in range(100):
-            self.serial += 1
-            probe = Reader(self.serial, 100)
+            probe = self.new_reader(100)
             try:
                 blocking.wait_until_sleeping(os.getpid(), blocking.SYS_READ, probe.fd,
                                              tid=probe.thread.tid)
@@ -194,13 +193,16 @@ class CompleteMachine(ModelMachine):
     @rule(size=st.one_of(st.integers(1, 30), st.just(100)))
     @step
     def start_reader(self, size):
-        self.serial += 1
-        reader = Reader(self.serial, size)
+        reader = self.new_reader(size)
         if self.done:
             self.done -= 1
             reader.check_woken()
         else:
             self.put_to_sleep(reader)
+
+    def new_reader(self, size):
+        self.serial += 1
+        return Reader(self.serial, size)
 
     def put_to_sleep(self, reader):
         with reader.thread.ended_on_error():
@@ -232,8 +234,7 @@ class CompleteMachine(ModelMachine):
     @step
     def interrupt(self, which):
         if not self.sleepers:
-            self.serial += 1
-            self.put_to_sleep(Reader(self.serial, 100))
+            self.put_to_sleep(self.new_reader(100))
         reader = self.sleepers.pop(which % len(self.sleepers))
         reader.thread.interrupt()
         first, again = reader.finish()
