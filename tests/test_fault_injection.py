@@ -18,6 +18,7 @@ import fcntl
 import json
 import os
 import select
+import signal
 import stat
 import subprocess
 import sys
@@ -238,6 +239,67 @@ def test_scull_operations_under_every_failure_point(matrix):
                 assert buffer.raw[:n] == data[:n]
             assert device_bytes() == data
         run(fi, row, prepare_read, read, check_read)
+
+
+def vectored(call, *args):
+    """(result, errno) of os.readv or os.writev, whose failures are exceptions."""
+    try:
+        return call(*args), 0
+    except OSError as err:
+        return -1, err.errno
+
+
+def test_vectored_io_under_every_failure_point(matrix):
+    """readv and writev take read's and write's paths, a segment at a time, with up to
+    eight segments (beyond that the VFS allocates an iovec array of its own). A writev
+    that runs out of memory on its first quantum is ENOMEM, on a later one a short count;
+    a readv never allocates."""
+    segments = [pattern(3000, k) for k in range(3)]
+    payload = b"".join(segments)
+    with FaultInjection(module="scull", exhaust=True) as fi:
+        row = matrix("writev across quanta")
+
+        def prepare_writev(state):
+            trim()
+            state["fd"] = os.open(SCULL, os.O_WRONLY)
+
+        def writev(state):
+            return vectored(os.pwritev, state["fd"], segments, 0)
+
+        def check_writev(state, result, fired):
+            n, err = result
+            os.close(state["fd"])
+            row.saw(outcome(n, err) if n < 0 else "ok" if n == len(payload) else "short")
+            assert fired or n == len(payload), (n, err)
+            assert device_bytes() == payload[:max(n, 0)], (n, err)
+            assert_budget_exact()
+        run(fi, row, prepare_writev, writev, check_writev)
+        assert row.outcomes["ENOMEM"] > 0 and row.outcomes["short"] > 0, dict(row.outcomes)
+
+    fill(payload)
+    with FaultInjection() as fi:
+        row = matrix("readv across quanta")
+        buffers = [bytearray(3000) for _ in segments]
+
+        def prepare_readv(state):
+            for buffer in buffers:
+                buffer[:] = bytes(len(buffer))
+            state["fd"] = os.open(SCULL, os.O_RDONLY)
+
+        def readv(state):
+            return vectored(os.preadv, state["fd"], buffers, 0)
+
+        def check_readv(state, result, fired):
+            n, err = result
+            os.close(state["fd"])
+            assert n >= 0 or err != errno.ENOMEM, "a read allocated memory"
+            row.saw(outcome(n, err) if n < 0 else "ok" if n == len(payload) else "short")
+            assert fired or n == len(payload), (n, err)
+            assert b"".join(buffers)[:max(n, 0)] == payload[:max(n, 0)]
+            assert device_bytes() == payload
+        run(fi, row, prepare_readv, readv, check_readv)
+    trim()
+    assert_budget_exact()
 
 
 def test_ioctls_under_every_failure_point(matrix):
@@ -469,6 +531,40 @@ def test_pipe_operations_under_every_failure_point(matrix):
                     assert buffer.raw[:n] == data
                     assert not pipe_holds(fd)
             run(fi, row, prepare_read, read, check_read)
+
+            row = matrix("scullpipe fasync on")
+
+            def prepare_fasync(state):
+                state["fd"] = os.open(PIPE, os.O_RDONLY | os.O_NONBLOCK)
+                # Unarmed: F_SETOWN allocates the file's owner record itself.
+                fcntl.fcntl(state["fd"], fcntl.F_SETOWN, os.getpid())
+
+            def fasync_on(state):
+                return raw_call(libc.fcntl, state["fd"], fcntl.F_SETFL,
+                                os.O_NONBLOCK | os.O_ASYNC)
+
+            def check_fasync(state, result, fired):
+                n, err = result
+                row.saw(outcome(n, err))
+                # The flag is on exactly when the call succeeded, and then the file is on
+                # the pipe's queue: new data sends SIGIO (blocked, so it stays pending).
+                on = bool(fcntl.fcntl(state["fd"], fcntl.F_GETFL) & os.O_ASYNC)
+                assert on == (n == 0), (n, err)
+                assert os.write(fd, b"x") == 1
+                drain_pipe(fd)
+                sent = signal.sigtimedwait([signal.SIGIO], 0) is not None
+                # Closing takes the file off the queue whatever happened.
+                os.close(state["fd"])
+                assert sent == on, f"F_SETFL returned {n}, SIGIO {'' if sent else 'not '}sent"
+            old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGIO])
+            try:
+                run(fi, row, prepare_fasync, fasync_on, check_fasync)
+            finally:
+                # Unblocked while pending, SIGIO's default action would end the test.
+                while signal.sigtimedwait([signal.SIGIO], 0) is not None:
+                    pass
+                signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+            assert row.outcomes["ENOMEM"] > 0, dict(row.outcomes)
     finally:
         drain_pipe(fd)
         os.close(fd)
@@ -546,6 +642,72 @@ def test_complete_operations_under_every_failure_point(matrix):
             assert passes_at_once() == (n < 0)
             assert not passes_at_once()
         run(fi, row, prepare_read, read, check_read)
+
+
+def opens_as(uid, path):
+    """Whether user `uid` (in a forked child) can open `path` read-only now: the errno name,
+    or "ok"."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+            os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK))
+            code = 0
+        except OSError as err:
+            code = err.errno
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    return "ok" if code == 0 else errno.errorcode.get(code, str(code))
+
+
+def test_opens_under_every_failure_point(matrix):
+    """complete's open and the access devices' opens, with every failure point on the way
+    failed, the VFS's own and the driver's. A failed open leaves the device as it was: its
+    data, and for the access devices no claim on it, so that another user gets in once the
+    test's files are closed. A write-only open that succeeds trims, as always."""
+    data = pattern(3000, 7)
+    nobody = 65534
+    with FaultInjection() as fi:
+        for path, flags in [("/dev/scullsingle", os.O_RDONLY), ("/dev/scullsingle", os.O_WRONLY),
+                            ("/dev/sculluid", os.O_RDWR), ("/dev/scullwuid", os.O_WRONLY)]:
+            row = matrix(f"open {path[5:]} {'O_WRONLY' if flags == os.O_WRONLY else 'read'}")
+
+            def prepare(state, path=path):
+                if device_bytes(path) != data:
+                    fill(data, path=path)
+
+            def open_(state, path=path, flags=flags):
+                return raw_call(libc.open, path.encode(), flags)
+
+            def check(state, result, fired, path=path, flags=flags):
+                fd, err = result
+                row.saw(outcome(fd, err))
+                if fd >= 0:
+                    os.close(fd)
+                    assert device_bytes(path) == (b"" if flags == os.O_WRONLY else data)
+                else:
+                    assert device_bytes(path) == data
+                assert opens_as(nobody, path) == "ok", f"{path} still claimed"
+            run(fi, row, prepare, open_, check)
+            trim(path)
+
+        row = matrix("open complete")
+
+        def open_complete(state):
+            return raw_call(libc.open, COMPLETE.encode(), os.O_RDONLY)
+
+        def check_complete(state, result, fired):
+            fd, err = result
+            row.saw(outcome(fd, err))
+            if fd >= 0:
+                os.close(fd)
+            # An open neither banks a completion nor takes one.
+            assert not passes_at_once()
+        run(fi, row, lambda state: None, open_complete, check_complete)
+        assert row.outcomes["ENOMEM"] > 0, dict(row.outcomes)
 
 
 # Module init.
