@@ -234,15 +234,16 @@ def close_inherited_fds(keep):
 
 class HeldOpen:
     """A forked process that runs `body()`, reports what it returned (a word like "ok") or the
-    errno name of the OSError it raised, and keeps whatever it opened until `finish()`."""
+    errno name of the OSError it raised, and keeps whatever it opened until `finish()`. Of the
+    test's own descriptors the child keeps only those in `keep`."""
 
-    def __init__(self, body):
+    def __init__(self, body, keep=()):
         report_r, report_w = os.pipe()
         go_r, go_w = os.pipe()
         self.pid = os.fork()
         if self.pid == 0:
             try:
-                close_inherited_fds(keep=(report_w, go_r))
+                close_inherited_fds(keep=(report_w, go_r, *keep))
                 status = body()
             except OSError as err:
                 status = errno.errorcode[err.errno]

@@ -5,6 +5,9 @@ import errno
 import fcntl
 import grp
 import os
+import socket
+import subprocess
+import sys
 import termios
 
 import pytest
@@ -14,6 +17,7 @@ from helpers import HeldOpen, memory_view, opened
 PRIV = "/dev/scullpriv"
 NOBODY = 65534
 MAX_PER_USER = 16                   # scull_access.rs
+MAX_TERMINALS = 256
 
 
 class Session(HeldOpen):
@@ -111,6 +115,102 @@ def test_a_read_only_open_creates_no_device_and_each_user_is_bounded():
             session.finish()
     # Sessions that ended gave their devices up.
     assert run(os.O_WRONLY, write=b"again", uid=NOBODY) == "ok again"
+
+
+# Sessions by the hundred: forked from a small interpreter of their own, since each fork of
+# the test's own (pytest's) copies its far larger memory map, slow on the debug kernel.
+# Each session writes its device and reports, then holds it until its stdin closes.
+SESSIONS = r"""
+import errno, fcntl, os, sys, termios
+gid = os.stat("/dev/scullpriv").st_gid
+children = []
+for uid in map(int, sys.argv[1:]):
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setsid()
+            _, tty = os.openpty()
+            fcntl.ioctl(tty, termios.TIOCSCTTY, 0)
+            os.setgroups([gid])
+            os.setgid(uid)
+            os.setuid(uid)
+            fd = os.open("/dev/scullpriv", os.O_WRONLY)
+            os.write(fd, b"held")
+            status = "ok"
+        except OSError as err:
+            status = errno.errorcode[err.errno]
+        os.write(1, status.encode() + b"\n")
+        os.read(0, 1)
+        os._exit(0)
+    children.append(pid)
+for pid in children:
+    os.waitpid(pid, 0)
+"""
+
+
+def test_all_users_together_hold_at_most_256_devices():
+    """Sixteen users, each at its own bound, hold 256 devices: a seventeenth user, far from
+    its own bound, is refused a device too (root as well), but may still read. Once one
+    session ends there is room again."""
+    users = range(1000, 1000 + MAX_TERMINALS // MAX_PER_USER)
+    uids = [uid for uid in users for _ in range(MAX_PER_USER)]
+    # All but the last, which the test ends on its own.
+    many = subprocess.Popen([sys.executable, "-S", "-c", SESSIONS, *map(str, uids[:-1])],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    last = None
+    try:
+        assert [many.stdout.readline() for _ in uids[:-1]] == ["ok\n"] * (MAX_TERMINALS - 1)
+        last = Session(os.O_WRONLY, write=b"held", uid=uids[-1])
+        assert last.status() == "ok held"
+        assert run(os.O_WRONLY, uid=NOBODY) == "ENOSPC"
+        assert run(os.O_WRONLY) == "ENOSPC"
+        assert run(os.O_RDONLY, uid=NOBODY) == "ok"
+        last.finish()
+        last = None
+        assert run(os.O_WRONLY, write=b"room", uid=NOBODY) == "ok room"
+    finally:
+        if last is not None:
+            last.finish()
+        many.stdin.close()
+        assert many.wait(timeout=120) == 0
+
+
+def test_a_file_that_outlives_its_session_keeps_the_device():
+    """A session hands its open scullpriv file to a process outside it (SCM_RIGHTS), then
+    ends. The next open of scullpriv forgets the session's device, but the file still reads
+    and writes it; the device's memory goes only when that file closes."""
+    run(os.O_RDONLY)                # forgets what earlier tests' sessions left
+    before = memory_view()["total"]["used"]
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+
+    def hand_over():
+        os.setsid()
+        _, tty = os.openpty()
+        fcntl.ioctl(tty, termios.TIOCSCTTY, 0)
+        fd = os.open(PRIV, os.O_RDWR)
+        os.write(fd, b"outlived")
+        socket.send_fds(theirs, [b"fd"], [fd])
+        return "ok"
+    session = HeldOpen(hand_over, keep=[theirs.fileno()])
+    theirs.close()
+    try:
+        assert session.status() == "ok"
+        _, (fd,), _, _ = socket.recv_fds(ours, 2, 1)
+    finally:
+        session.finish()
+        ours.close()
+    try:
+        assert [(row["alive"], row["size"]) for row in private_rows(memory_view()).values()] \
+            == [(0, 8)]
+        run(os.O_RDONLY)            # forgets the ended session's device
+        assert private_rows(memory_view()) == {}
+        assert os.pread(fd, 100, 0) == b"outlived"
+        assert os.pwrite(fd, b"still ", 0) == 6
+        assert os.pread(fd, 100, 0) == b"still ed"
+        assert memory_view()["total"]["used"] > before
+    finally:
+        os.close(fd)
+    assert memory_view()["total"]["used"] == before
 
 
 @pytest.mark.parametrize("flags", [os.O_RDONLY, os.O_RDWR])
