@@ -7,6 +7,7 @@ import os
 import struct
 import subprocess
 import sys
+import termios
 
 import pytest
 
@@ -14,8 +15,8 @@ from helpers import (INT, IOC_NONE, IOC_READ, IOC_WRITE, PIPE_BUFFER, QSET, QUAN
                      SCULL_IOCGQSET, SCULL_IOCGQUANTUM, SCULL_IOCHQSET, SCULL_IOCHQUANTUM,
                      SCULL_IOCQQSET, SCULL_IOCQQUANTUM, SCULL_IOCRESET, SCULL_IOCSQSET,
                      SCULL_IOCSQUANTUM, SCULL_IOCTQSET, SCULL_IOCTQUANTUM, SCULL_IOCXQSET,
-                     SCULL_IOCXQUANTUM, SCULL_P_IOCQSIZE, SCULL_P_IOCTSIZE, dev, ioc, libc,
-                     opened, scullctl)
+                     SCULL_IOCXQUANTUM, SCULL_P_IOCQSIZE, SCULL_P_IOCTSIZE, HeldOpen, dev, ioc,
+                     libc, opened, scullctl)
 
 
 def raw_ioctl(fd, cmd, arg):
@@ -149,6 +150,38 @@ def test_bad_pointers_are_efault(fd, cmd):
 ])
 def test_unknown_commands_are_enotty(fd, cmd):
     assert raw_ioctl(fd, cmd, 0) == (-1, errno.ENOTTY)
+
+
+def ioctl_round(fd):
+    """Q, T, H, RESET and an unknown command through `fd`, as (result, errno) pairs."""
+    return [raw_ioctl(fd, cmd, arg) for cmd, arg in [
+        (SCULL_IOCQQUANTUM, 0), (SCULL_IOCTQUANTUM, 1000), (SCULL_IOCQQUANTUM, 0),
+        (SCULL_IOCHQSET, 7), (SCULL_IOCQQSET, 0), (SCULL_P_IOCQSIZE, 0), (SCULL_IOCRESET, 0),
+        (SCULL_IOCQQUANTUM, 0), (ioc(IOC_NONE, 15), 0)]]
+
+
+ROUND = [(QUANTUM, 0), (0, 0), (1000, 0), (QSET, 0), (7, 0), (PIPE_BUFFER, 0), (0, 0),
+         (QUANTUM, 0), (-1, errno.ENOTTY)]
+
+
+@pytest.mark.parametrize("path", [dev(0), "/dev/scullpipe0", "/dev/scullsingle",
+                                  "/dev/sculluid", "/dev/scullwuid", "/dev/scullpriv"])
+def test_every_device_kind_answers_the_ioctls(path):
+    """Each kind of node has its own open; once open, every one answers the same ioctls.
+    scullpriv is opened from a session with a terminal of its own, as it must be."""
+    def in_session():
+        os.setsid()
+        _, tty = os.openpty()
+        fcntl.ioctl(tty, termios.TIOCSCTTY, 0)
+        with opened(path, os.O_RDONLY | os.O_NONBLOCK) as fd:
+            return repr(ioctl_round(fd))
+    session = HeldOpen(in_session)
+    try:
+        assert session.status() == repr(ROUND)
+    finally:
+        session.finish()
+        with opened(dev(0), os.O_RDONLY) as fd:
+            fcntl.ioctl(fd, SCULL_IOCRESET)
 
 
 UNPRIVILEGED = r"""
