@@ -21,14 +21,17 @@
 //! 5 seconds: user space must not be able to flood the kernel log.
 
 use crate::{
-    file_ops::Operations,
+    file_ops::{
+        Operations,
+        READABLE,
+        WRITABLE, //
+    },
     kiocb::KiocbExt,
     ratelimit::RateLimit,
     task::TaskExt,
     wake_handoff::WakeHandoff, //
 };
 use kernel::{
-    bindings,
     fmt,
     fs::{
         file::flags,
@@ -159,13 +162,11 @@ impl Operations for CompleteFile {
         // A write never sleeps; a read passes at once when a write is banked for it, or when
         // it is end of file.
         let readable = this.shared.handoff.poll(file, table) || this.woken.load(Acquire);
-        Ok(bindings::POLLOUT
-            | bindings::POLLWRNORM
-            | if readable {
-                bindings::POLLIN | bindings::POLLRDNORM
-            } else {
-                0
-            })
+        Ok(if readable {
+            READABLE | WRITABLE
+        } else {
+            WRITABLE
+        })
     }
 
     fn ioctl(this: &CompleteFile, file: &File, cmd: u32, _arg: usize) -> Result<isize> {

@@ -20,7 +20,11 @@
 
 use crate::{
     fasync::FasyncQueue,
-    file_ops::Operations,
+    file_ops::{
+        Operations,
+        READABLE,
+        WRITABLE, //
+    },
     interruptible_mutex::{
         new_interruptible_mutex,
         InterruptibleMutex,
@@ -30,7 +34,6 @@ use crate::{
     scull_mutex::Settings, //
 };
 use kernel::{
-    bindings,
     fs::{
         file::flags,
         File,
@@ -356,10 +359,10 @@ impl Operations for ScullPipe {
         };
         let mut events = 0;
         if !ring.is_empty() {
-            events |= bindings::POLLIN | bindings::POLLRDNORM;
+            events |= READABLE;
         }
         if !ring.is_full() {
-            events |= bindings::POLLOUT | bindings::POLLWRNORM;
+            events |= WRITABLE;
         }
         Ok(events)
     }

@@ -40,6 +40,13 @@ use kernel::{
     types::ForeignOwnable, //
 };
 
+/// What [`Operations::poll`] reports when a read would not sleep: `POLLIN | POLLRDNORM`, as
+/// every `poll` that reports input does (`select(2)` and `epoll` read either bit).
+pub(crate) const READABLE: u32 = bindings::POLLIN | bindings::POLLRDNORM;
+
+/// What [`Operations::poll`] reports when a write would not sleep: `POLLOUT | POLLWRNORM`.
+pub(crate) const WRITABLE: u32 = bindings::POLLOUT | bindings::POLLWRNORM;
+
 /// Where `lseek(2)` measures its offset from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Whence {
@@ -116,7 +123,7 @@ pub(crate) trait Operations: Sized + 'static {
     }
 
     /// Registers the wait queues `poll(2)` should sleep on in `table` and returns the events
-    /// ready now (`POLLIN`, `POLLOUT`...). An error reports `POLLERR`.
+    /// ready now ([`READABLE`], [`WRITABLE`], or both). An error reports `POLLERR`.
     fn poll(
         _this: <Self::Ptr as ForeignOwnable>::Borrowed<'_>,
         _file: &File,
