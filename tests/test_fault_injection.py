@@ -123,6 +123,13 @@ def outcome(result, err):
     return "ok"
 
 
+def transfer_outcome(n, err, count, fired):
+    """The outcome of a read or write of `count` bytes that returned `n` (errno `err`): a
+    clean error, "ok" or "short". A run that reached no failure point must have moved all."""
+    assert fired or n == count, f"returned {n} (errno {err}) of {count} with nothing failed"
+    return outcome(n, err) if n < 0 else "ok" if n == count else "short"
+
+
 def run(fi, matrix_row, prepare, operation, check, reachable=True):
     """inject() with `prepare()` run, unarmed, before each armed `operation()`."""
     state = {}
@@ -195,7 +202,7 @@ def test_scull_operations_under_every_failure_point(matrix):
                             payload=payload):
                 n, err = result
                 os.close(state["fd"])
-                row.saw(outcome(n, err) if n < 0 else "ok" if n == count else "short")
+                row.saw(transfer_outcome(n, err, count, fired))
                 written = max(n, 0)
                 expected = bytearray(before)
                 end = at + written
@@ -234,7 +241,7 @@ def test_scull_operations_under_every_failure_point(matrix):
             n, err = result
             os.close(state["fd"])
             assert n >= 0 or err != errno.ENOMEM, "a read allocated memory"
-            row.saw(outcome(n, err) if n < 0 else "ok" if n == len(data) else "short")
+            row.saw(transfer_outcome(n, err, len(data), fired))
             if n > 0:
                 assert buffer.raw[:n] == data[:n]
             assert device_bytes() == data
@@ -269,8 +276,7 @@ def test_vectored_io_under_every_failure_point(matrix):
         def check_writev(state, result, fired):
             n, err = result
             os.close(state["fd"])
-            row.saw(outcome(n, err) if n < 0 else "ok" if n == len(payload) else "short")
-            assert fired or n == len(payload), (n, err)
+            row.saw(transfer_outcome(n, err, len(payload), fired))
             assert device_bytes() == payload[:max(n, 0)], (n, err)
             assert_budget_exact()
         run(fi, row, prepare_writev, writev, check_writev)
@@ -293,8 +299,7 @@ def test_vectored_io_under_every_failure_point(matrix):
             n, err = result
             os.close(state["fd"])
             assert n >= 0 or err != errno.ENOMEM, "a read allocated memory"
-            row.saw(outcome(n, err) if n < 0 else "ok" if n == len(payload) else "short")
-            assert fired or n == len(payload), (n, err)
+            row.saw(transfer_outcome(n, err, len(payload), fired))
             assert b"".join(buffers)[:max(n, 0)] == payload[:max(n, 0)]
             assert device_bytes() == payload
         run(fi, row, prepare_readv, readv, check_readv)
