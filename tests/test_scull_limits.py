@@ -209,30 +209,52 @@ def memory_events(group):
 BOUNDED_WRITER = r"""
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 static char buffer[1 << 20];
+static char report[64];
 
 int main(int argc, char **argv)
 {
 	int fd = open(argv[1], O_WRONLY);
+	int out = atoi(argv[2]);
 
-	if (argc != 2 || fd < 0)
+	if (fd < 0)
 		return 255;
+	/*
+	 * Everything this process needs after the bound is faulted in now: past memory.max a
+	 * new page for it would OOM-kill it (a stdio buffer, a pipe page). The report goes into
+	 * a page of a file that the parent already filled.
+	 */
+	memset(report, ' ', sizeof(report));
 	for (unsigned long i = 0; i < sizeof(buffer); i += 4096)
 		buffer[i] = 'x';
-	for (;;) {
-		if (write(fd, buffer, sizeof(buffer)) < 0)
-			_exit(errno);
+	for (unsigned long moved = 0, last = 0;;) {
+		long n = write(fd, buffer, sizeof(buffer));
+
+		if (n < 0) {
+			int err = errno;
+			int length = snprintf(report, sizeof(report), "%lu %lu\n", moved, last);
+
+			if (pwrite(out, report, length, 0) != length)
+				return 254;
+			return err;
+		}
+		moved += n;
+		last = n;
 	}
 }
 """
 
 
 def test_a_writer_cannot_push_its_cgroup_past_memory_max(tmp_path, capsys):
-    """memory.max bounds what a writer makes scull hold. At the bound the write fails with
-    ENOMEM, and nobody is OOM-killed: the data outlives the writer, so killing it could not
-    give the memory back (hence __GFP_RETRY_MAYFAIL)."""
+    """memory.max bounds what a writer makes scull hold. At the bound a write moves what fits
+    and returns that count, and the next fails with ENOMEM; nobody is OOM-killed: the data
+    outlives the writer, so killing it could not give the memory back (hence
+    __GFP_RETRY_MAYFAIL). The device holds exactly what the writes said they moved."""
     src = tmp_path / "bounded_writer.c"
     src.write_text(BOUNDED_WRITER)
     writer = tmp_path / "bounded_writer"
@@ -248,16 +270,23 @@ def test_a_writer_cannot_push_its_cgroup_past_memory_max(tmp_path, capsys):
             with open(f"{group}/cgroup.procs", "w") as f:
                 f.write(str(os.getpid()))
 
-        status = subprocess.run([str(writer), dev(0)], preexec_fn=join_group).returncode
+        report = tmp_path / "report"
+        report.write_bytes(b" " * 4096)
+        with open(report, "r+b") as out:
+            status = subprocess.run([str(writer), dev(0), str(out.fileno())],
+                                    preexec_fn=join_group, pass_fds=[out.fileno()]).returncode
         events = memory_events(group)
         assert events["oom_kill"] == 0 and events["max"] > 0, (events, status)
         assert status == errno.ENOMEM, status
+        moved, last = map(int, report.read_text().split())
         # What scull holds stays charged to the group, within its bound, and it is most of
         # what the group was allowed.
         used, charged = totals(), memory_current(group)
         with capsys.disabled():
             print(f"\nmemory.max {BOUND}: memory.current {charged}, scull allocated "
-                  f"{used['allocated']} (size {used['size']}), events {events}")
+                  f"{used['allocated']} (size {used['size']}), the writes moved {moved}, "
+                  f"the last of them {last}, events {events}")
+        assert used["size"] == moved, (used, moved)
         assert BOUND // 4 < used["allocated"] <= charged <= BOUND, (used, charged)
         # Trimming gives the group its memory back, and the device works on.
         os.close(os.open(dev(0), os.O_WRONLY))
