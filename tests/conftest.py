@@ -19,7 +19,8 @@ def pytest_configure(config):
         "markers", "debug_kernel: needs an option only the debug kernel has (kmemleak, "
         "fault injection, KUnit, KASAN's accounting): deselected on Debian's kernel")
     config.addinivalue_line(
-        "markers", "release_kernel: needs an option only Debian's kernel has (kprobes): "
+        "markers", "release_kernel: needs an option only Debian's kernel has (kprobes, "
+        "ns_last_pid): "
         "deselected on the debug kernel")
 
 

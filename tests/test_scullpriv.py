@@ -101,6 +101,43 @@ def test_a_new_session_on_the_same_terminal_never_sees_the_last_ones_data():
         os.close(master)
 
 
+def session_with_pid(pid, *args, **kwargs):
+    """A Session whose process, and so whose session, has number `pid`, which must be free:
+    the kernel hands out the number after /proc/sys/kernel/ns_last_pid next. Another task
+    may take it first, so this tries again a few times."""
+    for _ in range(20):
+        with open("/proc/sys/kernel/ns_last_pid", "w") as f:
+            f.write(str(pid - 1))
+        session = Session(*args, **kwargs)
+        if session.pid == pid:
+            return session
+        session.finish()
+    raise AssertionError(f"pid {pid} was never handed out again")
+
+
+# ns_last_pid needs CONFIG_CHECKPOINT_RESTORE, which the debug kernel leaves out.
+@pytest.mark.release_kernel
+def test_a_reused_session_number_is_a_different_session():
+    """A session ends and its number is handed out again, to a new session on the same
+    terminal: it is another session, and finds nothing. A device kept by terminal and
+    session *number* would show it the last one's data."""
+    master, slave_fd = os.openpty()
+    slave = os.ttyname(slave_fd)
+    os.close(slave_fd)
+    try:
+        first = Session(os.O_WRONLY, write=b"secret", slave=slave)
+        assert first.status() == "ok secret"
+        number = first.pid                  # setsid() made the session's number its pid
+        first.finish()
+        second = session_with_pid(number, os.O_RDONLY, slave=slave)
+        try:
+            assert second.status() == "ok"
+        finally:
+            second.finish()
+    finally:
+        os.close(master)
+
+
 def test_a_read_only_open_creates_no_device_and_each_user_is_bounded():
     held = [Session(os.O_WRONLY, write=b"mine", uid=NOBODY) for _ in range(MAX_PER_USER)]
     try:
