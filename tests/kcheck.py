@@ -29,25 +29,32 @@ KMEMLEAK = os.path.join(DEBUGFS, "kmemleak")
 # kmemleak never reports an object younger than this (MSECS_MIN_AGE in mm/kmemleak.c).
 KMEMLEAK_MIN_AGE_S = 5
 
-# What a healthy kernel never prints. Each line that matches is a finding.
+# What a healthy kernel never prints. Each line that matches is a finding, of the first kind
+# that matches: the specific kinds come first (a KASAN or soft-lockup report begins "BUG: ",
+# a lockdep one "WARNING: "), so that a finding is named for what it is.
 REPORT_PATTERNS = [
-    ("BUG", r"\bBUG: "),
-    ("BUG", r"kernel BUG at"),
-    ("WARNING", r"\bWARNING: "),
-    ("Oops", r"\bOops\b"),
-    ("general protection fault", r"general protection fault"),
-    ("KASAN", r"\bKASAN\b"),
-    ("UBSAN", r"\bUBSAN\b"),
+    # "BUG: KASAN: slab-out-of-bounds in", "KASAN: null-ptr-deref in range" (an Oops line
+    # names KASAN too, without the colon).
+    ("KASAN", r"\bKASAN: "),
+    ("UBSAN", r"\bUBSAN: "),
+    ("soft lockup", r"soft lockup - CPU#"),
+    ("hard lockup", r"Watchdog detected hard LOCKUP"),
+    ("hung task", r"INFO: task .* blocked for more than"),
+    # "self-detected stall", "detected stalls on CPUs/tasks", "detected expedited stalls".
+    ("RCU stall", r"rcu: .*detected (expedited )?stall"),
     ("lockdep", r"possible (circular|recursive) locking|inconsistent lock state|"
                 r"DEBUG_LOCKS_WARN_ON|lockdep is turned off|suspicious RCU usage"),
-    ("hung task", r"INFO: task .* blocked for more than"),
-    ("RCU stall", r"rcu: .*detected stall"),
     ("kmemleak", r"kmemleak: .*(suspected memory leak|disabled|[Ee]rror)"),
+    ("Rust panic", r"rust_panic|panicked at"),
+    ("Oops", r"\bOops\b"),
+    ("general protection fault", r"general protection fault"),
     ("list corruption", r"list_(add|del) corruption"),
     ("refcount", r"refcount_t: "),
     ("OOM", r"invoked oom-killer|Out of memory|oom-kill:"),
-    ("Rust panic", r"rust_panic|panicked at"),
     ("panic", r"Kernel panic"),
+    ("BUG", r"\bBUG: "),
+    ("BUG", r"kernel BUG at"),
+    ("WARNING", r"\bWARNING: "),
     ("Call Trace", r"Call Trace:"),
 ]
 _REPORT_RE = [(kind, re.compile(rx)) for kind, rx in REPORT_PATTERNS]
@@ -72,17 +79,21 @@ def scan_log(text, since=0):
 
 
 def format_findings(text, findings, context=12):
-    """The finding lines with some context after each, for a human."""
+    """The finding lines with some context after each, for a human: one block per finding,
+    or per run of findings close enough to share one, headed by the kinds it holds."""
     lines = text.splitlines()
-    out = []
-    shown = -1
+    blocks = []
     for number, kind, _ in findings:
-        if number <= shown:
+        if blocks and number < blocks[-1]["end"]:
+            if kind not in blocks[-1]["kinds"]:
+                blocks[-1]["kinds"].append(kind)
             continue
-        out.append(f"--- {kind} at log line {number}:")
-        end = min(len(lines), number + context)
-        out.extend(lines[number:end])
-        shown = end - 1
+        blocks.append({"start": number, "end": min(len(lines), number + context),
+                       "kinds": [kind]})
+    out = []
+    for block in blocks:
+        out.append(f"--- {', '.join(block['kinds'])} at log line {block['start']}:")
+        out.extend(lines[block["start"]:block["end"]])
     return "\n".join(out)
 
 
@@ -182,15 +193,28 @@ def debug_locks():
     raise RuntimeError("no debug_locks in /proc/lockdep_stats: kernel without lockdep?")
 
 
-# KTAP: "ok 1 scull_storage" / "not ok 1 scull_storage" for a suite at top level.
+# KTAP, as the log holds it: a suite's result at top level ("ok 1 scull_storage", "not ok 1
+# scull_storage", or "ok 1 scull_storage # SKIP reason"), after its cases' results, indented
+# ("    ok 3 write_limits", "    ok 4 write_limits # SKIP reason").
+_KUNIT_SUITE_RE = re.compile(r"\]\s(not ok|ok) \d+ (\w+)(\s+#\s*SKIP\b.*)?\s*$")
+_KUNIT_FAILED_CASE_RE = re.compile(r"\]\s+not ok \d+ ")
+_KUNIT_SKIPPED_CASE_RE = re.compile(r"\]\s\s+ok \d+ .*#\s*SKIP\b")
+
+
 def kunit_runs(text):
     """Maps each KUnit suite seen in `text` to its results, one bool (passed) per run: a
-    module's suites run at every load."""
+    module's suites run at every load. A run passed when the suite reported ok and skipped
+    nothing: a skipped case tested nothing, and a suite of scull-rs's has no reason to skip."""
     runs = {}
+    skipped_case = False
     for line in text.splitlines():
-        m = re.search(r"\]\s(not ok|ok) \d+ (\w+)\s*$", line)
+        m = _KUNIT_SUITE_RE.search(line)
         if m:
-            runs.setdefault(m.group(2), []).append(m.group(1) == "ok")
+            passed = m.group(1) == "ok" and not m.group(3) and not skipped_case
+            runs.setdefault(m.group(2), []).append(passed)
+            skipped_case = False
+        elif _KUNIT_SKIPPED_CASE_RE.search(line):
+            skipped_case = True
     return runs
 
 
@@ -200,8 +224,10 @@ def kunit_results(text):
 
 
 def failed_kunit_cases(text):
-    """The failed test cases (indented 'not ok' lines) in `text`."""
-    return [line for line in text.splitlines() if re.search(r"\]\s+not ok \d+ ", line)]
+    """The failed and skipped results (cases, and suites skipped whole) in `text`."""
+    return [line for line in text.splitlines()
+            if _KUNIT_FAILED_CASE_RE.search(line) or _KUNIT_SKIPPED_CASE_RE.search(line)
+            or (_KUNIT_SUITE_RE.search(line) and "SKIP" in line)]
 
 
 def main(argv):
@@ -254,8 +280,8 @@ def main(argv):
                 print(f"kcheck: KUnit suite {suite} did not run")
                 bad += 1
             elif not all(results):
-                print(f"kcheck: KUnit suite {suite} failed {results.count(False)} of its "
-                      f"{len(results)} runs:")
+                print(f"kcheck: KUnit suite {suite} failed or skipped in "
+                      f"{results.count(False)} of its {len(results)} runs:")
                 print("\n".join(failed_kunit_cases(text)))
                 bad += 1
             else:

@@ -5,8 +5,15 @@
 
 use kernel::{
     new_mutex,
+    new_spinlock,
     prelude::*,
-    sync::Mutex, //
+    sync::Mutex,
+    time::{
+        delay::fsleep,
+        Delta,
+        Instant,
+        Monotonic, //
+    }, //
 };
 
 module! {
@@ -18,7 +25,7 @@ module! {
     params: {
         misbehave: i32 {
             default: 0,
-            description: "0: nothing, 1: leak 64 objects, 2: WARN, 3: lock-order inversion",
+            description: "0: nothing, 1: leak, 2: WARN, 3: lock-order inversion, 4: hung task, 5: soft lockup and RCU stall, 6: panic",
         },
     },
 }
@@ -56,6 +63,23 @@ fn invert_lock_order() -> Result {
     Ok(())
 }
 
+/// How long `misbehave=4` sleeps in state D and `misbehave=5` spins: well past the thresholds
+/// that the checker's tests set for the hung-task detector (1 s), the soft-lockup detector
+/// (2 s) and RCU's stall warnings (3 s, the least it takes, plus the 5 s that
+/// CONFIG_PROVE_RCU adds), and short enough to keep the checker's run quick.
+const HUNG_FOR: Delta = Delta::from_secs(5);
+const SPIN_FOR: Delta = Delta::from_secs(12);
+
+/// Spins for `SPIN_FOR` under a spinlock: preemption stays off, so the CPU neither schedules
+/// nor reports an RCU quiescent state.
+fn spin_with_preemption_off() -> Result {
+    let lock = KBox::pin_init(new_spinlock!((), "kcheck_selftest::spin"), GFP_KERNEL)?;
+    let _guard = lock.lock();
+    let start = Instant::<Monotonic>::now();
+    while start.elapsed() < SPIN_FOR {}
+    Ok(())
+}
+
 struct KcheckSelftest;
 
 impl kernel::Module for KcheckSelftest {
@@ -72,6 +96,10 @@ impl kernel::Module for KcheckSelftest {
                 kernel::warn_on!(true);
             }
             3 => invert_lock_order()?,
+            // `fsleep` of more than 20 ms is `msleep`: one uninterruptible sleep.
+            4 => fsleep(HUNG_FOR),
+            5 => spin_with_preemption_off()?,
+            6 => panic!("kcheck_selftest panics on purpose"),
             other => {
                 pr_err!("misbehave={other} is not a known misbehaviour\n");
                 return Err(EINVAL);
