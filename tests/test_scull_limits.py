@@ -225,11 +225,17 @@ int main(int argc, char **argv)
 	if (fd < 0)
 		return 255;
 	/*
-	 * Everything this process needs after the bound is faulted in now: past memory.max a
-	 * new page for it would OOM-kill it (a stdio buffer, a pipe page). The report goes into
-	 * a page of a file that the parent already filled.
+	 * Everything this process touches after the bound is faulted in now: past memory.max
+	 * any new page of its own (a stdio buffer, a pipe page, a page of stack, a first write
+	 * to a page of its .data) is charged without __GFP_RETRY_MAYFAIL, and the memcg OOM
+	 * killer takes the writer. So the report goes into a page of a file that the parent
+	 * already filled, the code that writes it runs once here, and the writer ends with
+	 * _exit(): exit() would write glibc's data.
 	 */
-	memset(report, ' ', sizeof(report));
+	if (snprintf(report, sizeof(report), "%lu %lu", 0UL, 0UL) < 0 ||
+	    pwrite(out, "        ", 8, 0) != 8)
+		_exit(253);
+	errno = 0;
 	for (unsigned long i = 0; i < sizeof(buffer); i += 4096)
 		buffer[i] = 'x';
 	for (unsigned long moved = 0, last = 0;;) {
@@ -239,9 +245,7 @@ int main(int argc, char **argv)
 			int err = errno;
 			int length = snprintf(report, sizeof(report), "%lu %lu\n", moved, last);
 
-			if (pwrite(out, report, length, 0) != length)
-				return 254;
-			return err;
+			_exit(pwrite(out, report, length, 0) == length ? err : 254);
 		}
 		moved += n;
 		last = n;
