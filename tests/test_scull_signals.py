@@ -11,7 +11,7 @@ import time
 import pytest
 
 import blocking
-from helpers import dev, opened
+from helpers import dev, libc, opened
 
 # What the issue asks: a killed task is gone within this.
 KILLED_WITHIN_S = 1.0
@@ -87,7 +87,7 @@ PTRACE_GETREGS, PTRACE_DETACH, PTRACE_SEIZE = 12, 17, 0x4206
 PTRACE_O_TRACEEXIT, PTRACE_EVENT_EXIT = 0x40, 6
 # struct user_regs_struct (x86-64): 27 registers; rax holds a syscall's result.
 USER_REGS, RAX, ORIG_RAX = 27, 10, 15
-ptrace = ctypes.CDLL(None, use_errno=True).ptrace
+ptrace = libc.ptrace
 ptrace.argtypes = [ctypes.c_long, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
 ptrace.restype = ctypes.c_long
 
