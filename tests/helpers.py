@@ -8,6 +8,7 @@ scripts/guest-test. conftest.py holds only pytest fixtures; tests import from he
 import contextlib
 import ctypes
 import errno
+import fcntl
 import os
 import subprocess
 import sys
@@ -122,6 +123,13 @@ def opened(path, flags=os.O_RDWR):
         yield fd
     finally:
         os.close(fd)
+
+
+def pipe_buffer_setting():
+    """scull_p_buffer: the buffer a scullpipe takes at its next first open (SCULL_P_IOCQSIZE,
+    on /dev/scull0 opened read-only, since opening it write-only would trim it)."""
+    with opened(dev(0), os.O_RDONLY) as fd:
+        return fcntl.ioctl(fd, SCULL_P_IOCQSIZE)
 
 
 # The parameters scull was last loaded with by script("scull_load"); None once script()

@@ -1,7 +1,6 @@
 """The benchmark's code, run tiny on the test kernel: `make bench` must keep working. The
 figures of a tiny run on a debug kernel mean nothing and are not checked, only their shape."""
 
-import fcntl
 import json
 import os
 import subprocess
@@ -9,7 +8,7 @@ import sys
 
 import pytest
 
-from helpers import REPO, SCULL_P_IOCQSIZE, dev, opened
+from helpers import REPO, pipe_buffer_setting
 
 BENCH_FIGURES = (
     [f"seq.{rw}.{bs}.{side}" for rw in ("write", "read") for bs in (4000, 65536, 1048576)
@@ -22,15 +21,10 @@ BENCH_FIGURES = (
     + ["pingpong.seconds.scullpipe", "pingpong.seconds.pipe"])
 
 
-def pipe_buffer():
-    with opened(dev(0), os.O_RDONLY) as fd:
-        return fcntl.ioctl(fd, SCULL_P_IOCQSIZE)
-
-
 @pytest.mark.timeout(900)
 def test_tiny_bench_measures_everything_and_reports_it(tmp_path):
     result = tmp_path / "bench.json"
-    pipe_buffer_before = pipe_buffer()
+    pipe_buffer_before = pipe_buffer_setting()
     subprocess.run([sys.executable, os.path.join(REPO, "scripts", "bench-guest"), "--tiny",
                     "--json", str(result), "--tmpfs", str(tmp_path / "tmpfs")], check=True)
     data = json.loads(result.read_text())
@@ -41,7 +35,7 @@ def test_tiny_bench_measures_everything_and_reports_it(tmp_path):
     assert open("/proc/scullmem").read().splitlines()[-1].split()[2] == "size=0"
     assert not os.path.ismount(tmp_path / "tmpfs")
     # The pipes' buffer size, which the pipe runs change, is put back.
-    assert pipe_buffer() == pipe_buffer_before
+    assert pipe_buffer_setting() == pipe_buffer_before
 
     png, md = tmp_path / "bench.png", tmp_path / "bench.md"
     report = subprocess.run([sys.executable, os.path.join(REPO, "scripts", "bench-report"),
