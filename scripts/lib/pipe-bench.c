@@ -143,8 +143,12 @@ static double throughput(long block, long total, const char *spec)
 	for (long left = total; left > 0;) {
 		ssize_t n = read(channel.read_fd, buffer, left < block ? left : block);
 
-		if (n <= 0)
+		if (n < 0)
 			die("read");
+		if (n == 0) {
+			fprintf(stderr, "pipe-bench: end of file with %ld bytes to come\n", left);
+			exit(1);
+		}
 		left -= n;
 	}
 	double took = now() - start;
