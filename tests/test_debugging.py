@@ -4,11 +4,13 @@ Rust symbols are v0-mangled (`_RNv...8ScullDev10write_iter`), so the tests find 
 /proc/kallsyms by the end of the mangled name, as a learner would with grep. Neither the
 function tracer nor a kprobe event reaches a Rust function in 7.3; a kprobe on a C function
 the Rust code calls does, and its stack traces, counted for a known number of write(2)
-calls, show the Rust callers."""
+calls, show the Rust callers. strace, unchanged from C drivers, shows the errnos scull
+returns."""
 
 import errno
 import os
 import re
+import subprocess
 
 import pytest
 
@@ -102,3 +104,20 @@ def test_a_kprobe_on_the_c_lock_scull_takes_shows_its_rust_callers(tracefs):
     finally:
         tracing("events/scull/lock/trigger", "!stacktrace")
         tracing("kprobe_events", "-:scull/lock", mode="a")
+
+
+def test_strace_shows_the_errnos_scull_returns(tmp_path):
+    """LDD3's first tool, strace, on two refusals a learner meets: a second open of
+    scullsingle while a file holds it (EBUSY, from scull_access.rs), and stty on a scull
+    device, whose TCGETS scull does not know (ENOTTY, from scull_ioctl.rs). strace prints
+    what the driver returned, under the name that errno(3) gives it."""
+    trace = tmp_path / "strace.out"
+    subprocess.run(["strace", "-f", "-o", str(trace), "-e", "trace=openat,ioctl",
+                    "sh", "-c", "exec 3</dev/scullsingle; cat /dev/scullsingle; "
+                                f"stty -F {dev(0)}"],
+                   capture_output=True, check=False)
+    text = trace.read_text()
+    assert re.search(r'openat\(AT_FDCWD, "/dev/scullsingle", O_RDONLY\)\s+= -1 EBUSY '
+                     r'\(Device or resource busy\)', text), text
+    assert re.search(r"ioctl\(\d+, TCGETS, 0x[0-9a-f]+\)\s+= -1 ENOTTY "
+                     r"\(Inappropriate ioctl for device\)", text), text
