@@ -271,11 +271,12 @@ impl PipeDev {
 
     /// The ring once `ready` holds for it, sleeping on `queue` meanwhile; `EAGAIN` instead of
     /// sleeping for a non-blocking file, `ERESTARTSYS` when a signal ends the sleep or the
-    /// wait for the lock.
+    /// wait for the lock. `doing` ("reading", "writing") names the caller in the debug line.
     fn wait_until(
         &self,
         file: &LocalFile,
         queue: &PollCondVar,
+        doing: &str,
         ready: impl Fn(&Ring) -> bool,
     ) -> Result<InterruptibleMutexGuard<'_, Ring>> {
         let mut ring = self.ring.lock_interruptible()?;
@@ -283,6 +284,11 @@ impl PipeDev {
             if file.flags() & flags::O_NONBLOCK != 0 {
                 return Err(EAGAIN);
             }
+            // LDD3's PDEBUG line, with the pid for `current->comm` (whose accessor lives in
+            // complete.ko's crate, with a KUnit suite that must run once). `pr_debug!` is
+            // compiled in only with CONFIG_RUST_DEBUG_ASSERTIONS (the debug kernel), and then
+            // always prints at KERN_DEBUG: Rust has no dynamic debug to switch it at run time.
+            pr_debug!("process {} {}: going to sleep\n", current!().pid(), doing);
             if ring.wait_interruptible(queue) {
                 return Err(ERESTARTSYS);
             }
@@ -295,7 +301,7 @@ impl PipeDev {
         if max == 0 {
             return Ok(0);
         }
-        let mut ring = self.wait_until(file, &self.readable, |ring| !ring.is_empty())?;
+        let mut ring = self.wait_until(file, &self.readable, "reading", |ring| !ring.is_empty())?;
         let count = ring.take(max, |piece| iov.copy_to_iter(piece));
         drop(ring);
         if count == 0 {
@@ -310,7 +316,7 @@ impl PipeDev {
         if max == 0 {
             return Ok(0);
         }
-        let mut ring = self.wait_until(file, &self.writable, |ring| !ring.is_full())?;
+        let mut ring = self.wait_until(file, &self.writable, "writing", |ring| !ring.is_full())?;
         let count = ring.put(max, |piece| iov.copy_from_iter(piece));
         drop(ring);
         if count == 0 {

@@ -5,7 +5,8 @@ Rust symbols are v0-mangled (`_RNv...8ScullDev10write_iter`), so the tests find 
 function tracer nor a kprobe event reaches a Rust function in 7.3; a kprobe on a C function
 the Rust code calls does, and its stack traces, counted for a known number of write(2)
 calls, show the Rust callers. strace, unchanged from C drivers, shows the errnos scull
-returns."""
+returns. printk's levels work as in C; `pr_debug!` does not: it is compiled in only with
+CONFIG_RUST_DEBUG_ASSERTIONS, and is no dynamic debug callsite."""
 
 import errno
 import os
@@ -14,7 +15,8 @@ import subprocess
 
 import pytest
 
-from helpers import dev, log_lines, new_log, opened
+import blocking
+from helpers import REPO, dev, log_lines, new_log, opened, script
 
 TRACING = "/sys/kernel/tracing"
 # scull's write, for every scull device (`ScullDev::write_iter` in scull_fops.rs): the end
@@ -121,3 +123,73 @@ def test_strace_shows_the_errnos_scull_returns(tmp_path):
                      r'\(Device or resource busy\)', text), text
     assert re.search(r"ioctl\(\d+, TCGETS, 0x[0-9a-f]+\)\s+= -1 ENOTTY "
                      r"\(Inappropriate ioctl for device\)", text), text
+
+
+def leveled_log():
+    """The kernel log as `dmesg -x` shows it, each line led by its facility and level
+    ("kern  :info  : [   12.3] scull: ...")."""
+    return subprocess.run(["dmesg", "-x"], check=True, capture_output=True,
+                          text=True).stdout.splitlines()
+
+
+def scull_lines_at(lines, level):
+    """scull's messages among `lines` (of `leveled_log`) at printk level `level`."""
+    return [line.split("] ", 1)[1] for line in lines
+            if re.match(rf"kern\s*:{level}\s*: \[", line) and "] scull: " in line]
+
+
+def test_scull_logs_its_refusals_at_err_and_its_load_at_info(scull_unloaded):
+    """printk's levels, as LDD3 teaches them: `pr_err!` and `pr_info!` are KERN_ERR and
+    KERN_INFO, which `dmesg -x` (or `--level`) shows, and /proc/sys/kernel/printk's first
+    field compares against on the way to the console."""
+    since = len(leveled_log())
+    failed = subprocess.run(["insmod", os.path.join(REPO, "scull.ko"), "scull_quantum=0"],
+                            capture_output=True, text=True)
+    assert failed.returncode != 0
+    script("scull_load")
+    lines = leveled_log()[since:]
+    refusals = scull_lines_at(lines, "err")
+    assert any(line.startswith("scull: scull_quantum=0 is invalid") for line in refusals), lines
+    loads = scull_lines_at(lines, "info")
+    assert any(line.startswith("scull: major ") for line in loads), lines
+    assert not [line for line in refusals if line.startswith("scull: major ")]
+
+
+def scull_lines_while_cat_sleeps_on_an_empty_pipe():
+    """`cat`'s pid, and scull's log lines by level from the time `cat` takes to fall asleep
+    on empty scullpipe0, with `cat` proved asleep in read(2) first."""
+    since = len(leveled_log())
+    cat = subprocess.Popen(["cat", "/dev/scullpipe0"], stdout=subprocess.DEVNULL)
+    try:
+        blocking.wait_until_sleeping(cat.pid, blocking.SYS_READ, what="cat /dev/scullpipe0",
+                                     returned=cat.poll)
+        lines = leveled_log()[since:]
+    finally:
+        cat.kill()
+        cat.wait()
+    return cat.pid, {level: scull_lines_at(lines, level)
+                     for level in ("debug", "info", "warn", "err")}
+
+
+@pytest.mark.debug_kernel
+def test_pr_debug_prints_at_kern_debug_where_rust_debug_assertions_are_on():
+    """scullpipe's `pr_debug!`, LDD3's PDEBUG("\"%s\" reading: going to sleep") with the
+    pid: the debug kernel has CONFIG_RUST_DEBUG_ASSERTIONS, so it prints, at KERN_DEBUG,
+    every time."""
+    pid, lines = scull_lines_while_cat_sleeps_on_an_empty_pipe()
+    assert f"scull: process {pid} reading: going to sleep" in lines["debug"], lines
+
+
+@pytest.mark.release_kernel
+def test_pr_debug_is_compiled_out_where_rust_debug_assertions_are_off():
+    """Debian's kernel has dynamic debug but not CONFIG_RUST_DEBUG_ASSERTIONS: the line is
+    not in scull.ko at all, dynamic debug has no callsite of scull's to switch on, and asking
+    it to print scull's debug lines changes nothing."""
+    with open(os.path.join(REPO, "scull.ko"), "rb") as f:
+        assert b": going to sleep" not in f.read()
+    with open("/proc/dynamic_debug/control") as f:
+        assert not [line for line in f if "[scull]" in line]
+    with opened("/proc/dynamic_debug/control", os.O_WRONLY) as fd:
+        os.write(fd, b"module scull +p\n")
+    _, lines = scull_lines_while_cat_sleeps_on_an_empty_pipe()
+    assert lines == {"debug": [], "info": [], "warn": [], "err": []}
